@@ -1,0 +1,106 @@
+"""Decode any audio file libsndfile reads into float32 mono samples at the feature sample rate.
+
+Decoding, down-mixing and resampling run block by block, so a one-hour 44.1 kHz stereo file
+never exists in memory as float32 at its original rate (only the 22,050 Hz mono result does).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from engine.errors import AudioLoadError
+
+BLOCK_FRAMES = 1 << 18  # ~6 s at 44.1 kHz: small enough for bounded memory, big enough to be fast
+RESAMPLE_QUALITY = "HQ"  # librosa's default res_type is soxr_hq
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au", ".caf",
+                    ".w64", ".rf64", ".opus")
+
+
+def is_audio_path(path: str | os.PathLike) -> bool:
+    """Whether a file name has an extension we try to decode."""
+    return Path(path).suffix.lower() in AUDIO_EXTENSIONS
+
+
+def audio_duration_s(path: str | os.PathLike) -> float:
+    """Duration of a file from its header, without decoding it."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise AudioLoadError(path, _describe_decode_error(path, exc)) from None
+    return info.frames / info.samplerate if info.samplerate else 0.0
+
+
+def load_audio(path: str | os.PathLike, *, sample_rate: int = 22050) -> np.ndarray:
+    """Decode, down-mix and resample a file.
+
+    Returns
+    -------
+    samples : np.ndarray [shape=(n_samples,), dtype=float32]
+        Mono signal at ``sample_rate`` Hz, the mean of all channels.
+
+    Raises
+    ------
+    AudioLoadError
+        Naming the file and the reason: missing, empty, corrupt, unsupported, zero length,
+        non-finite samples.
+    """
+    path = Path(path)
+    _check_file(path)
+    try:
+        with sf.SoundFile(str(path)) as audio:
+            rate_in = audio.samplerate
+            resampler = None
+            if rate_in != sample_rate:
+                resampler = soxr.ResampleStream(rate_in, sample_rate, 1, dtype="float32",
+                                                quality=RESAMPLE_QUALITY)
+            pieces = []
+            n_in = 0
+            while True:
+                block = audio.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+                last = len(block) < BLOCK_FRAMES
+                n_in += len(block)
+                mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+                if not np.isfinite(mono).all():
+                    raise AudioLoadError(path, "contains NaN or infinite samples")
+                if resampler is not None:
+                    mono = resampler.resample_chunk(np.ascontiguousarray(mono), last=last)
+                pieces.append(np.array(mono, dtype=np.float32, copy=True))
+                if last:
+                    break
+    except AudioLoadError:
+        raise
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
+        # TypeError: soundfile wants rate/channels for headerless files (.raw)
+        raise AudioLoadError(path, _describe_decode_error(path, exc)) from None
+    except MemoryError:
+        raise AudioLoadError(path, "too long to decode in the available memory") from None
+    if n_in == 0:
+        raise AudioLoadError(path, "contains no audio samples (zero length)")
+    samples = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+    return samples
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise AudioLoadError(path, "file not found")
+    if path.is_dir():
+        raise AudioLoadError(path, "is a folder, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioLoadError(path, "file is empty (0 bytes)")
+
+
+def _describe_decode_error(path: Path, exc: Exception) -> str:
+    known = {f".{name.lower()}" for name in sf.available_formats()} | set(AUDIO_EXTENSIONS)
+    suffix = path.suffix.lower()
+    detail = str(exc).split(": ", 1)[-1].strip() or type(exc).__name__
+    if suffix and suffix not in known:
+        return f"unsupported format '{suffix}' ({detail})"
+    return f"corrupt or unreadable audio ({detail})"

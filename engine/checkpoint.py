@@ -1,0 +1,221 @@
+"""One self-describing model file: weights, every config, normalization, threshold, metadata.
+
+Stored as safetensors (tensors + a JSON header), which holds no code: loading a model never
+unpickles anything. Training checkpoints are model files with extra ``train.*`` tensors and a
+``training`` JSON entry, so a cancelled run's checkpoint loads and predicts like any model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from engine.config import EvalConfig, FeatureConfig, ModelConfig, config_from_dict, config_to_dict
+from engine.errors import ConfigError, ModelFileError
+from engine.fileio import atomic_write_with
+from engine.model import SingingVoiceCNN
+from engine.normalize import Normalization
+
+FORMAT_NAME = "svgui-model"
+FORMAT_VERSION = 1
+MODEL_SUFFIX = ".safetensors"
+_PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol 2+, torch.save's zip container
+
+
+@dataclass
+class VoiceModel:
+    """A trained (or freshly initialised) detector with everything needed to use it."""
+
+    network: SingingVoiceCNN
+    normalization: Normalization
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    threshold: float = 0.5
+    eval_config: EvalConfig = field(default_factory=EvalConfig)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def model_config(self) -> ModelConfig:
+        return self.network.config
+
+    @property
+    def name(self) -> str:
+        return self.metadata.get("name") or (self.path.stem if self.path else "unsaved model")
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.network.parameters()).device
+
+    @classmethod
+    def create(cls, *, model_config: ModelConfig = ModelConfig(), features: FeatureConfig = FeatureConfig(),
+               normalization: Normalization | None = None, seed: int = 0) -> "VoiceModel":
+        """A new network with the paper's orthogonal initialisation drawn from ``seed``."""
+        network = SingingVoiceCNN(model_config, n_mels=features.n_mels)
+        network.reset_parameters(torch.Generator().manual_seed(seed))
+        return cls(network, normalization or Normalization.identity(features.n_mels), features)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_model(path: str | os.PathLike, model: VoiceModel, *, half: bool = False,
+               training_tensors: dict[str, torch.Tensor] | None = None,
+               training_info: dict[str, Any] | None = None) -> Path:
+    """Atomically write ``model`` (and optional training state) to ``path``.
+
+    ``half`` stores the weights as float16 (for a small bundled model); they load as float32.
+    """
+    path = Path(path)
+    weight_dtype = torch.float16 if half else torch.float32
+    tensors = {f"network.{k}": v.detach().to("cpu", weight_dtype).contiguous()
+               for k, v in model.network.state_dict().items()}
+    if not all(torch.isfinite(t).all() for t in tensors.values()):
+        raise ModelFileError(f"refusing to save {path}: the weights contain NaN or infinity")
+    tensors["normalization.mean"] = torch.from_numpy(model.normalization.mean.copy())
+    tensors["normalization.std"] = torch.from_numpy(model.normalization.std.copy())
+    for key, value in (training_tensors or {}).items():
+        tensors[f"train.{key}"] = value.detach().cpu().contiguous()
+    header = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "features": config_to_dict(model.features),
+        "model": config_to_dict(model.model_config),
+        "eval": config_to_dict(model.eval_config),
+        "threshold": float(model.threshold),
+        "metadata": model.metadata,
+    }
+    if training_info is not None:
+        header["training"] = training_info
+    text = json.dumps(header, default=_json_default)
+    atomic_write_with(path, lambda tmp: save_file(tensors, tmp, metadata={"svgui": text}))
+    return path
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    if isinstance(value, (Path,)):
+        return str(value)
+    if isinstance(value, (tuple, set)):
+        return list(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a model file")
+
+
+def read_header(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON header of a model file, validated, without loading the weights."""
+    path = Path(path)
+    _check_container(path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFileError(f"{path}: not an svgui model file ({exc})") from None
+    if "svgui" not in meta:
+        raise ModelFileError(f"{path}: a safetensors file, but not an svgui model (no svgui header)")
+    try:
+        header = json.loads(meta["svgui"])
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"{path}: damaged model header ({exc})") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+        raise ModelFileError(f"{path}: not an svgui model file (format {header.get('format')!r})")
+    if header.get("version") != FORMAT_VERSION:
+        raise ModelFileError(f"{path}: model format version {header.get('version')} is not supported "
+                             f"(this svgui reads version {FORMAT_VERSION})")
+    return header
+
+
+def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> VoiceModel:
+    """Load and validate a model file; anything that is not one of ours is a ModelFileError."""
+    path = Path(path)
+    header = read_header(path)
+    try:
+        features = config_from_dict(FeatureConfig, header["features"])
+        model_config = config_from_dict(ModelConfig, header["model"])
+        eval_config = config_from_dict(EvalConfig, header.get("eval", {}))
+        threshold = float(header["threshold"])
+        tensors = _load_tensors(path, prefix=("network.", "normalization."))
+        normalization = Normalization(tensors.pop("normalization.mean").numpy(),
+                                      tensors.pop("normalization.std").numpy())
+        network = SingingVoiceCNN(model_config, n_mels=features.n_mels)
+    except KeyError as exc:
+        raise ModelFileError(f"{path}: model file lacks {exc}") from None
+    except (ConfigError, ValueError, TypeError) as exc:
+        raise ModelFileError(f"{path}: invalid model settings ({exc})") from None
+    if not 0.0 <= threshold <= 1.0:
+        raise ModelFileError(f"{path}: threshold {threshold} is outside [0, 1]")
+    if normalization.mean.shape != (features.n_mels,):
+        raise ModelFileError(f"{path}: normalization has {normalization.mean.shape[0]} bands, "
+                             f"features have {features.n_mels}")
+    state = {k[len("network."):]: v.float() for k, v in tensors.items()}
+    expected = network.state_dict()
+    if set(state) != set(expected):
+        raise ModelFileError(f"{path}: weights do not match the network (differing: "
+                             f"{sorted(set(state) ^ set(expected))[:4]})")
+    for key, value in state.items():
+        if value.shape != expected[key].shape:
+            raise ModelFileError(f"{path}: weight {key} has shape {tuple(value.shape)}, "
+                                 f"expected {tuple(expected[key].shape)}")
+        if not torch.isfinite(value).all():
+            raise ModelFileError(f"{path}: weight {key} contains NaN or infinity")
+    network.load_state_dict(state)
+    network.eval()
+    return VoiceModel(network.to(device), normalization, features, threshold, eval_config,
+                      dict(header.get("metadata") or {}), path)
+
+
+def load_training_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The ``train.*`` tensors and ``training`` info of a checkpoint (ModelFileError if none)."""
+    header = read_header(path)
+    if "training" not in header:
+        raise ModelFileError(f"{path}: a finished model, not a training checkpoint (nothing to resume)")
+    tensors = _load_tensors(Path(path), prefix=("train.",))
+    return {k[len("train."):]: v for k, v in tensors.items()}, header["training"]
+
+
+def _check_container(path: Path) -> None:
+    if not path.is_file():
+        raise ModelFileError(f"{path}: model file not found")
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if not head:
+        raise ModelFileError(f"{path}: model file is empty")
+    if head.startswith(_PICKLE_MAGIC):
+        raise ModelFileError(f"{path}: a pickled PyTorch file, not an svgui model; svgui never "
+                             "unpickles files because that can run arbitrary code")
+
+
+def _load_tensors(path: Path, *, prefix: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return {k: handle.get_tensor(k) for k in handle.keys() if k.startswith(prefix)}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFileError(f"{path}: damaged model file ({exc})") from None
+
+
+def describe_model(path: str | os.PathLike) -> str:
+    """A few human-readable lines about a model file (for `svgui-engine info` and the GUI)."""
+    header = read_header(path)
+    meta = header.get("metadata") or {}
+    lines = [f"model: {path}", f"threshold: {header['threshold']:.4f}"]
+    for key in ("created", "data", "updates", "seed", "augment", "validation", "software"):
+        if key in meta:
+            lines.append(f"{key}: {json.dumps(meta[key]) if isinstance(meta[key], (dict, list)) else meta[key]}")
+    return "\n".join(lines)
+
+
+__all__ = ["VoiceModel", "save_model", "load_model", "load_training_state", "read_header",
+           "describe_model", "file_sha256", "MODEL_SUFFIX"]

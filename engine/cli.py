@@ -1,0 +1,153 @@
+"""`svgui-engine`: train, predict, evaluate, inspect and benchmark from the command line.
+
+Each subcommand parses its arguments and calls the engine; bad input ends with a one-line
+``error: ...`` and exit status 1 (``--verbose`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+
+from engine.errors import EngineError
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from engine import __version__
+    from engine.export import FORMATS
+
+    parser = argparse.ArgumentParser(prog="svgui-engine", description=(
+        "Singing voice detection after Schlüter & Grill (ISMIR 2015): train the CNN, "
+        "predict voice regions, evaluate, benchmark."))
+    parser.add_argument("--version", action="version", version=f"svgui-engine {__version__}")
+    parser.add_argument("--verbose", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    train = sub.add_parser("train", help="train a network on labelled audio",
+                           description="Train the CNN (SPEC §4, the paper's settings by default).")
+    train.add_argument("--train", required=True, type=Path, metavar="DIR",
+                       help="folder of audio files with .lab/.txt labels beside them, or a Jamendo corpus root")
+    train.add_argument("--valid", type=Path, metavar="DIR", help="validation folder (threshold and figures)")
+    train.add_argument("--valid-fraction", type=float, default=0.0, metavar="F",
+                       help="hold out this fraction of the training files for validation (seeded)")
+    train.add_argument("--out", required=True, type=Path, metavar="MODEL", help="model file to write (.safetensors)")
+    train.add_argument("--updates", type=int, default=40_000, metavar="N", help="weight updates (default 40000)")
+    train.add_argument("--seed", type=int, default=0, help="seed for initialisation, sampling, dropout")
+    train.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
+    train.add_argument("--batch-size", type=int, default=32, metavar="N")
+    train.add_argument("--learning-rate", type=float, default=0.01, metavar="LR")
+    train.add_argument("--validate-every", type=int, default=2000, metavar="N",
+                       help="updates between validations (0: only at the end)")
+    train.add_argument("--checkpoint-every", type=int, default=500, metavar="N",
+                       help="updates between checkpoints (MODEL.checkpoint.safetensors)")
+    train.add_argument("--resume", type=Path, metavar="CHECKPOINT", help="continue from a checkpoint")
+    train.add_argument("--name", default="", help="model name recorded in the file")
+    train.set_defaults(run=run_train)
+
+    predict = sub.add_parser("predict", help="predict voice regions of files or folders",
+                             description="Predict per-frame voice probabilities and write one output per input.")
+    predict.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audio files or folders")
+    predict.add_argument("--model", type=Path, help="model file (default: the bundled model)")
+    predict.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    predict.add_argument("--format", default="lab", choices=sorted(FORMATS), help="output format (default lab)")
+    predict.add_argument("--tta", action="store_true", help="test-time augmentation (5 pitch shifts)")
+    predict.add_argument("--threshold", type=float, help="override the model's threshold")
+    predict.add_argument("--device", default="auto")
+    predict.set_defaults(run=run_predict)
+
+    evaluate = sub.add_parser("evaluate", help="score a model on labelled audio",
+                              description="Pooled error, recall, specificity, precision, F1 and per-file figures.")
+    evaluate.add_argument("--model", type=Path, help="model file (default: the bundled model)")
+    evaluate.add_argument("--data", required=True, type=Path, metavar="DIR",
+                          help="labelled folder, or a Jamendo root (its test split)")
+    evaluate.add_argument("--valid", type=Path, metavar="DIR",
+                          help="choose the threshold on this labelled folder instead of the model's")
+    evaluate.add_argument("--tta", action="store_true", help="test-time augmentation")
+    evaluate.add_argument("--collar", type=float, default=0.0, metavar="S",
+                          help="ignore frames within S seconds of a true boundary")
+    evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    evaluate.add_argument("--device", default="auto")
+    evaluate.set_defaults(run=run_evaluate)
+
+    info = sub.add_parser("info", help="show a model file's settings and metadata")
+    info.add_argument("model", type=Path)
+    info.set_defaults(run=run_info)
+
+    bench = sub.add_parser("bench", help="measure feature and prediction speed on this machine",
+                           description="Speed benchmark of SPEC §6 (see bench/speed.py).")
+    bench.add_argument("--seconds", type=float, default=180.0, help="audio length to time (default 180)")
+    bench.add_argument("--excerpt-seconds", type=float, default=20.0,
+                       help="audio length for the slow excerpt-wise reference (default 20)")
+    bench.add_argument("--memory-hours", type=float, default=0.0,
+                       help="also measure peak memory predicting a file this long (e.g. 1)")
+    bench.add_argument("--json", action="store_true")
+    bench.set_defaults(run=run_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except EngineError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _model_path(path: Path | None) -> Path:
+    from engine.resources import bundled_model_path
+
+    if path is not None:
+        return path
+    bundled = bundled_model_path()
+    if bundled is None:
+        raise EngineError("no --model given and no bundled model found in resources/models/")
+    return bundled
+
+
+def run_train(args) -> int:
+    from engine.commands import train_command
+    return train_command(args)
+
+
+def run_predict(args) -> int:
+    from engine.commands import predict_command
+    return predict_command(args, _model_path(args.model))
+
+
+def run_evaluate(args) -> int:
+    from engine.commands import evaluate_command
+    return evaluate_command(args, _model_path(args.model))
+
+
+def run_info(args) -> int:
+    from engine.checkpoint import describe_model, load_model
+
+    load_model(args.model)  # full validation, not just the header
+    print(describe_model(args.model))
+    return 0
+
+
+def run_bench(args) -> int:
+    from engine.bench import format_report, run_speed_benchmark
+
+    report = run_speed_benchmark(seconds=args.seconds, excerpt_seconds=args.excerpt_seconds,
+                                 memory_hours=args.memory_hours)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""Frozen configuration dataclasses: every constant of SPEC.md lives here exactly once.
+
+Each config validates itself on construction (ConfigError quoting the bad value) and converts
+to and from plain dicts, so the model file can carry all of them as JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from engine.errors import ConfigError
+
+C = TypeVar("C")
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Audio decoding, STFT and mel filterbank (SPEC §1)."""
+
+    sample_rate: int = 22050
+    frame_length: int = 1024
+    hop_length: int = 315
+    n_mels: int = 80
+    fmin_hz: float = 27.5
+    fmax_hz: float = 8000.0
+    log_floor: float = 1e-7
+
+    def __post_init__(self) -> None:
+        _require(self.sample_rate > 0, f"sample_rate must be positive, got {self.sample_rate}")
+        _require(self.frame_length > 0 and self.frame_length % 2 == 0,
+                 f"frame_length must be a positive even number, got {self.frame_length}")
+        _require(0 < self.hop_length <= self.frame_length,
+                 f"hop_length must be in (0, frame_length], got {self.hop_length}")
+        _require(self.n_mels > 0, f"n_mels must be positive, got {self.n_mels}")
+        _require(0 <= self.fmin_hz < self.fmax_hz <= self.sample_rate / 2,
+                 f"need 0 <= fmin_hz < fmax_hz <= sample_rate/2, got {self.fmin_hz}, {self.fmax_hz}")
+        _require(self.log_floor > 0, f"log_floor must be positive, got {self.log_floor}")
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    @property
+    def n_bins(self) -> int:
+        """Number of linear STFT bins kept (all of them: pitch shifting down reads high bins)."""
+        return self.frame_length // 2 + 1
+
+    @property
+    def n_mel_input_bins(self) -> int:
+        """Bins 0..k with centre frequency <= fmax_hz enter the filterbank (372 by default)."""
+        return int(math.floor(self.fmax_hz * self.frame_length / self.sample_rate)) + 1
+
+    @property
+    def bin_hz(self) -> float:
+        return self.sample_rate / self.frame_length
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The CNN of SPEC §3. Smaller widths are allowed for quick experiments and tests."""
+
+    excerpt_frames: int = 115
+    conv_channels: tuple[int, int, int, int] = (64, 32, 128, 64)
+    kernel_size: int = 3
+    pool_size: int = 3
+    dense_units: tuple[int, int] = (256, 64)
+    dropout: float = 0.5
+    leak: float = 0.01
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "conv_channels", tuple(int(c) for c in self.conv_channels))
+        object.__setattr__(self, "dense_units", tuple(int(u) for u in self.dense_units))
+        _require(len(self.conv_channels) == 4 and min(self.conv_channels) > 0,
+                 f"conv_channels must be four positive ints, got {self.conv_channels}")
+        _require(len(self.dense_units) == 2 and min(self.dense_units) > 0,
+                 f"dense_units must be two positive ints, got {self.dense_units}")
+        _require(self.excerpt_frames > 0 and self.excerpt_frames % 2 == 1,
+                 f"excerpt_frames must be a positive odd number, got {self.excerpt_frames}")
+        _require(self.kernel_size > 0, f"kernel_size must be positive, got {self.kernel_size}")
+        _require(self.pool_size > 0, f"pool_size must be positive, got {self.pool_size}")
+        _require(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
+        _require(self.leak >= 0, f"leak must be >= 0, got {self.leak}")
+
+    @property
+    def context_frames(self) -> int:
+        """Frames on each side of the central frame (57 by default)."""
+        return self.excerpt_frames // 2
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training protocol of SPEC §4; the paper's settings are the defaults."""
+
+    updates: int = 40_000
+    batch_size: int = 32
+    learning_rate: float = 0.01
+    lr_decay: float = 0.85
+    lr_decay_every: int = 2000
+    momentum: float = 0.95
+    target_low: float = 0.02
+    target_high: float = 0.98
+    validate_every: int = 2000
+    checkpoint_every: int = 500
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(self.updates > 0, f"updates must be positive, got {self.updates}")
+        _require(self.batch_size > 0, f"batch_size must be positive, got {self.batch_size}")
+        _require(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
+        _require(0 < self.lr_decay <= 1, f"lr_decay must be in (0, 1], got {self.lr_decay}")
+        _require(self.lr_decay_every > 0, f"lr_decay_every must be positive, got {self.lr_decay_every}")
+        _require(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
+        _require(0 <= self.target_low < self.target_high <= 1,
+                 f"need 0 <= target_low < target_high <= 1, got {self.target_low}, {self.target_high}")
+        _require(self.validate_every >= 0, f"validate_every must be >= 0, got {self.validate_every}")
+        _require(self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
+
+    def learning_rate_at(self, update: int) -> float:
+        """Learning rate for a 0-based update index: 0.01 * 0.85^(update // 2000)."""
+        return self.learning_rate * self.lr_decay ** (update // self.lr_decay_every)
+
+
+def _default_thresholds() -> tuple[float, ...]:
+    hundredths = tuple(round(k / 100, 2) for k in range(1, 100))
+    return (1e-5, 1e-4, 1e-3) + hundredths + (1 - 1e-3, 1 - 1e-4, 1 - 1e-5)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Smoothing, threshold search and scoring (SPEC §7)."""
+
+    median_frames: int = 56
+    thresholds: tuple[float, ...] = field(default_factory=_default_thresholds)
+    collar_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
+        _require(self.median_frames >= 1, f"median_frames must be >= 1, got {self.median_frames}")
+        _require(len(self.thresholds) > 0 and all(0 <= t <= 1 for t in self.thresholds),
+                 f"thresholds must be a non-empty list of values in [0, 1], got {self.thresholds}")
+        _require(self.collar_s >= 0, f"collar_s must be >= 0, got {self.collar_s}")
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """Whole-file prediction (SPEC §6)."""
+
+    chunk_frames: int = 2048
+    tta_pitch_factors: tuple[float, ...] = (0.8, 0.9, 1.0, 1.1, 1.2)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tta_pitch_factors", tuple(float(f) for f in self.tta_pitch_factors))
+        _require(self.chunk_frames >= 1, f"chunk_frames must be >= 1, got {self.chunk_frames}")
+        _require(len(self.tta_pitch_factors) > 0 and all(f > 0 for f in self.tta_pitch_factors),
+                 f"tta_pitch_factors must be positive, got {self.tta_pitch_factors}")
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-friendly dict of a config dataclass (tuples become lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+
+
+def config_from_dict(cls: type[C], values: dict[str, Any]) -> C:
+    """Build a config from a dict, rejecting unknown keys with a clear ConfigError."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{cls.__name__} must be a mapping, got {type(values).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
+    for f in dataclasses.fields(cls):
+        if f.name in values:
+            _check_type(cls, f, values[f.name])
+    try:
+        return cls(**values)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:  # wrong types: "abc" > 0, int("abc"), int(None)
+        raise ConfigError(f"bad {cls.__name__}: {exc}") from exc
+
+
+def _check_type(cls: type, f: dataclasses.Field, value: Any) -> None:
+    """Reject values of the wrong kind (from a hand-edited file) with a message quoting them."""
+    if f.default is not dataclasses.MISSING:
+        default = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        default = f.default_factory()
+    else:
+        return
+    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, kind = is_number and isinstance(value, numbers.Integral), "a whole number"
+    elif isinstance(default, float):
+        ok, kind = is_number, "a number"
+    elif isinstance(default, tuple):
+        ok, kind = isinstance(value, (list, tuple)), "a list"
+    else:
+        ok, kind = True, ""
+    if not ok:
+        raise ConfigError(f"{cls.__name__}.{f.name} must be {kind}, got {value!r}")

@@ -1,0 +1,87 @@
+"""Atomic file writes: a crash or a full disk never leaves a half-written file behind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+from engine.errors import OutputWriteError
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on success it replaces ``path`` in one rename.
+
+    Text mode writes UTF-8 with ``\\n`` line ends whatever the platform or locale.
+    On any error the temporary file is removed, ``path`` is untouched, and an OSError
+    becomes an OutputWriteError naming the file.
+    """
+    path = Path(path)
+    if mode not in ("w", "wb"):
+        raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
+    fd, tmp_name = _create_temp_beside(path)
+    try:
+        kwargs = {"encoding": "utf-8", "newline": "\n"} if mode == "w" else {}
+        with os.fdopen(fd, mode, **kwargs) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        if isinstance(exc, OSError):
+            raise OutputWriteError(path, exc.strerror or str(exc)) from None
+        raise
+
+
+def _create_temp_beside(path: Path) -> tuple[int, str]:
+    """Create an empty temporary file in ``path``'s folder, ending in ``path``'s suffix.
+
+    The suffix matters: np.save appends '.npy' and soundfile picks the format from it.
+    Permissions are those a plain open() would give (mkstemp's 0600 would stick to the
+    result), or the replaced file's own.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        for _ in range(100):
+            tmp_name = str(path.parent / f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
+            try:
+                fd = os.open(tmp_name, flags, 0o666)  # 0o666 minus the umask, like open()
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise FileExistsError("no free temporary file name")
+    except OSError as exc:
+        raise OutputWriteError(path, exc.strerror or str(exc)) from None
+    with contextlib.suppress(OSError):
+        os.chmod(tmp_name, stat.S_IMODE(os.stat(path).st_mode))
+    return fd, tmp_name
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_open(path, "w") as handle:
+        handle.write(text)
+
+
+def atomic_write_with(path: str | os.PathLike, write: Callable[[str], None]) -> None:
+    """Atomically create ``path`` with a writer that only accepts a file name (np.save, ...)."""
+    path = Path(path)
+    fd, tmp_name = _create_temp_beside(path)
+    os.close(fd)
+    try:
+        write(tmp_name)
+        os.replace(tmp_name, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        if isinstance(exc, OSError):
+            raise OutputWriteError(path, exc.strerror or str(exc)) from None
+        raise

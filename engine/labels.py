@@ -1,0 +1,196 @@
+"""Voice annotations: read/write Jamendo .lab and Audacity labels; segments <-> frame targets.
+
+Normalization rule (documented in the README, applied by ``voiced_intervals``):
+- lines may come in any order: segments are sorted by start time;
+- overlapping or touching voiced segments are merged (voice is the union of voiced segments;
+  a ``nosing`` segment never removes voice that another line declares);
+- segments reaching past the end of the audio are cut at the end, those starting at or after
+  it are dropped; a negative start is moved to 0;
+each of these emits a ``LabelWarning`` naming the file, none is an error. Lines that do not parse
+(wrong field count, non-numbers, NaN, end before start) raise ``LabelFormatError`` with the line.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import LabelFormatError
+from engine.fileio import atomic_write_text
+
+VOICE_LABEL = "sing"
+NO_VOICE_LABEL = "nosing"
+# Audacity users label what they hear: any text marks voice except these explicit negatives.
+NEGATIVE_LABELS = frozenset({"nosing", "no voice", "novoice", "no_voice", "non-vocal", "nonvocal",
+                             "instrumental", "no-sing", "no sing"})
+
+
+# Label files store rounded times (Audacity: 6 decimals), so a border written at frame time i/fps
+# reads back up to 5e-7 s off it: a time this close to a frame time counts as that frame time.
+TIME_TOLERANCE_S = 1e-6
+
+
+class LabelWarning(UserWarning):
+    """Labels were readable but needed fixing (overlaps, unsorted lines, past the audio end)."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One line of a label file: [start_s, end_s) with its text label."""
+
+    start_s: float
+    end_s: float
+    label: str = VOICE_LABEL
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+Interval = tuple[float, float]
+
+
+def label_format_of(path: str | os.PathLike) -> str:
+    """'lab' for Jamendo .lab files, 'audacity' for everything else (.txt)."""
+    return "lab" if Path(path).suffix.lower() == ".lab" else "audacity"
+
+
+def read_segments(path: str | os.PathLike) -> list[Segment]:
+    """Parse a .lab or Audacity label file into its segments, in file order."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise LabelFormatError(path, None, "file not found") from None
+    except UnicodeDecodeError:
+        raise LabelFormatError(path, None, "not a text file (cannot decode as UTF-8)") from None
+    except OSError as exc:
+        raise LabelFormatError(path, None, exc.strerror or str(exc)) from None
+    segments = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("\\") or line.startswith("#"):
+            continue  # blank, Audacity spectral extra line, or comment
+        # Any whitespace separates start and end (tabs in Audacity, spaces or a mix in .lab);
+        # the rest of the line is the label, spaces included.
+        fields = line.split(None, 2)
+        if len(fields) not in (2, 3):
+            raise LabelFormatError(path, number, f"expected 'start end [label]', got {line!r}")
+        try:
+            start_s, end_s = float(fields[0]), float(fields[1])
+        except ValueError:
+            raise LabelFormatError(path, number, f"start and end must be numbers, got {line!r}") from None
+        if not (math.isfinite(start_s) and math.isfinite(end_s)):
+            raise LabelFormatError(path, number, f"start and end must be finite, got {line!r}")
+        if end_s < start_s:
+            raise LabelFormatError(path, number, f"end {end_s} is before start {start_s}")
+        segments.append(Segment(start_s, end_s, fields[2] if len(fields) == 3 else ""))
+    return segments
+
+
+def is_voiced(label: str, label_format: str) -> bool:
+    """SPEC §2: in .lab files only 'sing' is voice; in Audacity files any non-negative text."""
+    text = label.strip().lower()
+    if label_format == "lab":
+        return text == VOICE_LABEL
+    return text not in NEGATIVE_LABELS
+
+
+def voiced_intervals(segments: list[Segment], *, label_format: str = "lab",
+                     duration_s: float | None = None, source: str = "labels") -> list[Interval]:
+    """Sorted, disjoint, non-empty voiced intervals, fixed per the module's normalization rule."""
+    voiced = [(s.start_s, s.end_s) for s in segments if is_voiced(s.label, label_format)]
+    problems = []
+    if any(a.start_s > b.start_s for a, b in zip(segments, segments[1:])):
+        problems.append("lines are not in time order")
+    if any(start < 0 for start, _ in voiced):
+        problems.append("negative start times were moved to 0")
+        voiced = [(max(0.0, a), max(0.0, b)) for a, b in voiced]
+    voiced.sort()
+    merged: list[list[float]] = []
+    overlapped = False
+    for start, end in voiced:
+        if end <= start:
+            continue
+        if merged and start <= merged[-1][1]:
+            overlapped |= start < merged[-1][1]
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    if overlapped:
+        problems.append("overlapping voiced segments were merged")
+    if duration_s is not None and merged and merged[-1][1] > duration_s + 1e-6:
+        problems.append(f"segments past the end of the audio ({duration_s:.3f} s) were cut")
+        merged = [[a, min(b, duration_s)] for a, b in merged if a < duration_s]
+    if problems:
+        warnings.warn(f"{source}: " + "; ".join(problems), LabelWarning, stacklevel=2)
+    return [(a, b) for a, b in merged]
+
+
+def read_voiced_intervals(path: str | os.PathLike, *, duration_s: float | None = None) -> list[Interval]:
+    """Read a label file and return its normalized voiced intervals."""
+    return voiced_intervals(read_segments(path), label_format=label_format_of(path),
+                            duration_s=duration_s, source=str(path))
+
+
+def intervals_to_targets(intervals: list[Interval], n_frames: int, frames_per_second: float) -> np.ndarray:
+    """Frame targets: frame i (at i/fps s) is voice iff start <= i/fps < end for some interval.
+
+    Borders within ``TIME_TOLERANCE_S`` of a frame time count as on it, so intervals from
+    ``targets_to_intervals`` survive a round trip through a label file.
+
+    Returns
+    -------
+    targets : np.ndarray [shape=(n_frames,), dtype=bool]
+    """
+    times_s = np.arange(n_frames) / frames_per_second
+    targets = np.zeros(n_frames, dtype=bool)
+    for start_s, end_s in intervals:
+        lo, hi = np.searchsorted(times_s, [start_s - TIME_TOLERANCE_S, end_s - TIME_TOLERANCE_S],
+                                 side="left")
+        targets[lo:hi] = True
+    return targets
+
+
+def targets_to_intervals(targets: np.ndarray, frames_per_second: float) -> list[Interval]:
+    """Runs of voiced frames as intervals [i/fps, j/fps); inverse of ``intervals_to_targets``."""
+    flags = np.concatenate([[False], np.asarray(targets, dtype=bool), [False]])
+    edges = np.flatnonzero(np.diff(flags.astype(np.int8)))
+    return [(float(a / frames_per_second), float(b / frames_per_second))
+            for a, b in zip(edges[::2], edges[1::2])]
+
+
+def format_lab(intervals: list[Interval], *, duration_s: float) -> str:
+    """Jamendo .lab text covering [0, duration_s] with alternating sing/nosing lines.
+
+    Six decimals, like Audacity: three would move frame borders (1/70 s apart) by a frame.
+    """
+    lines, cursor = [], 0.0
+    for start_s, end_s in intervals:
+        if start_s > cursor:
+            lines.append(f"{cursor:.6f} {start_s:.6f} {NO_VOICE_LABEL}")
+        lines.append(f"{start_s:.6f} {end_s:.6f} {VOICE_LABEL}")
+        cursor = end_s
+    if duration_s > cursor:
+        lines.append(f"{cursor:.6f} {duration_s:.6f} {NO_VOICE_LABEL}")
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def format_audacity(intervals: list[Interval], *, label: str = VOICE_LABEL) -> str:
+    """Audacity label text: start<TAB>end<TAB>label, six decimals, '.' whatever the locale."""
+    return "".join(f"{a:.6f}\t{b:.6f}\t{label}\n" for a, b in intervals)
+
+
+def write_labels(path: str | os.PathLike, intervals: list[Interval], *, duration_s: float | None = None) -> None:
+    """Atomically write voiced intervals as .lab (needs ``duration_s``) or Audacity labels."""
+    if label_format_of(path) == "lab":
+        if duration_s is None:
+            duration_s = intervals[-1][1] if intervals else 0.0
+        atomic_write_text(path, format_lab(intervals, duration_s=duration_s))
+    else:
+        atomic_write_text(path, format_audacity(intervals))

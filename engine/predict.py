@@ -1,0 +1,115 @@
+"""Per-frame voice probabilities for whole files, fully convolutional, with test-time augmentation.
+
+Every frame gets exactly one prediction, that of the excerpt centred on it: the standardized
+spectrogram is padded with 57 frames of standardized silence on each side (SPEC §6). Long files
+run in chunks of ``chunk_frames`` output frames (each reading 57 context frames on either side),
+so memory stays bounded however long the file is.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.audio import load_audio
+from engine.checkpoint import VoiceModel
+from engine.config import PredictConfig
+from engine.errors import AudioLoadError, EngineError
+from engine.features import frame_count, linear_to_mel, log_compress, stft_magnitudes
+from engine.model import excerpt_logits, fcn_logits
+from engine.warp import scale_frequency
+
+LinearSource = Callable[[int, int], torch.Tensor]  # (first, stop) frame -> [stop-first, n_bins]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Raw per-frame probabilities of one file (frame i at i / frames_per_second seconds)."""
+
+    probabilities: np.ndarray
+    frames_per_second: float
+    duration_s: float
+    pitch_factors: tuple[float, ...] = (1.0,)
+
+    @property
+    def tta(self) -> bool:
+        return self.pitch_factors != (1.0,)
+
+
+def standardized_log_mel(model: VoiceModel, linear: torch.Tensor,
+                         pitch_factors: Sequence[float] = (1.0,)) -> torch.Tensor:
+    """Linear magnitudes ``[frames, bins]`` → standardized log-mel ``[n_factors, frames, n_mels]``."""
+    cfg = model.features
+    if tuple(pitch_factors) == (1.0,):
+        scaled = linear[None, :, :cfg.n_mel_input_bins]
+    else:
+        scaled = scale_frequency(linear, list(pitch_factors), n_out_bins=cfg.n_mel_input_bins)
+    return model.normalization.apply(log_compress(linear_to_mel(scaled, cfg), cfg))
+
+
+def predict_linear_source(model: VoiceModel, n_frames: int, read_linear: LinearSource, *,
+                          pitch_factors: Sequence[float] = (1.0,),
+                          chunk_frames: int = PredictConfig().chunk_frames,
+                          excerptwise: bool = False) -> np.ndarray:
+    """Probabilities ``[n_frames]`` (mean over ``pitch_factors``) from a chunked spectrogram reader."""
+    network = model.network
+    network.eval()
+    device = model.device
+    context = model.model_config.context_frames
+    silence = torch.as_tensor(model.normalization.silence(model.features), device=device)
+    out = np.empty(n_frames, dtype=np.float32)
+    with torch.inference_mode():
+        for first in range(0, n_frames, chunk_frames):
+            stop = min(first + chunk_frames, n_frames)
+            lo, hi = max(0, first - context), min(n_frames, stop + context)
+            feats = standardized_log_mel(model, read_linear(lo, hi).to(device), pitch_factors)
+            left = silence.expand(feats.shape[0], context - (first - lo), -1)
+            right = silence.expand(feats.shape[0], context - (hi - stop), -1)
+            padded = torch.cat([left, feats, right], dim=1).unsqueeze(1)
+            logits = excerpt_logits(network, padded) if excerptwise else fcn_logits(network, padded)
+            out[first:stop] = torch.sigmoid(logits).mean(0).float().cpu().numpy()
+    return out
+
+
+def predict_linear(model: VoiceModel, linear: np.ndarray | torch.Tensor, **kwargs) -> np.ndarray:
+    """Probabilities for a precomputed linear spectrogram ``[frames, n_bins]`` (e.g. the cache)."""
+    def read(lo: int, hi: int) -> torch.Tensor:
+        return torch.as_tensor(np.ascontiguousarray(linear[lo:hi]), dtype=torch.float32)
+    return predict_linear_source(model, len(linear), read, **kwargs)
+
+
+def predict_samples(model: VoiceModel, samples: np.ndarray, **kwargs) -> np.ndarray:
+    """Probabilities for a mono signal at the model's sample rate; the STFT runs chunk by chunk."""
+    cfg = model.features
+    n_frames = frame_count(len(samples), cfg)
+    if n_frames == 0:
+        raise ValueError(f"audio of {len(samples)} samples is shorter than one STFT frame "
+                         f"({cfg.frame_length} samples)")
+    signal = torch.as_tensor(np.asarray(samples, dtype=np.float32))
+
+    def read(lo: int, hi: int) -> torch.Tensor:
+        segment = signal[lo * cfg.hop_length:(hi - 1) * cfg.hop_length + cfg.frame_length]
+        return stft_magnitudes(segment.to(model.device), cfg)
+    return predict_linear_source(model, n_frames, read, **kwargs)
+
+
+def predict_file(model: VoiceModel, path: str | os.PathLike, *, tta: bool = False,
+                 config: PredictConfig = PredictConfig()) -> Prediction:
+    """Decode a file and predict every frame; ``tta`` averages over the configured pitch shifts."""
+    path = Path(path)
+    samples = load_audio(path, sample_rate=model.features.sample_rate)
+    factors = config.tta_pitch_factors if tta else (1.0,)
+    try:
+        probabilities = predict_samples(model, samples, pitch_factors=factors,
+                                        chunk_frames=config.chunk_frames)
+    except ValueError as exc:
+        raise AudioLoadError(path, f"too short to analyse: {exc}") from None
+    if not np.isfinite(probabilities).all():
+        raise EngineError(f"{path}: the model produced NaN probabilities (is the model damaged?)")
+    return Prediction(probabilities, model.features.frames_per_second,
+                      len(samples) / model.features.sample_rate, tuple(factors))

@@ -1,0 +1,246 @@
+"""Training (SPEC §4) as a generator of progress records: iterate to train, stop iterating to cancel.
+
+``for progress in train(...): show(progress)`` is the whole command-line loop; the GUI wraps the
+same generator in a worker thread. Closing the generator early (cancel) saves a checkpoint in
+``finally``, and ``resume_from=`` continues from one with the same sampler, weights and RNGs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import engine
+from engine.checkpoint import VoiceModel, load_model, load_training_state, save_model
+from engine.config import EvalConfig, FeatureConfig, ModelConfig, TrainConfig, config_from_dict, config_to_dict
+from engine.datasets import TrackData
+from engine.devices import pick_device
+from engine.errors import ConfigError, DatasetError, TrainingDiverged
+from engine.evaluate import find_best_threshold
+from engine.normalize import compute_normalization
+from engine.predict import predict_linear
+from engine.sampler import ExcerptSampler
+
+
+@dataclass(frozen=True)
+class ValidationFigures:
+    """Error at the best threshold on the validation files after ``update`` updates."""
+
+    update: int
+    threshold: float
+    error: float
+    recall: float
+    specificity: float
+    n_frames: int
+
+    def to_dict(self) -> dict[str, float]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """One step of training, small enough to cross threads as a signal argument."""
+
+    update: int
+    total_updates: int
+    loss: float
+    learning_rate: float
+    elapsed_s: float
+    validation: ValidationFigures | None = None
+    checkpoint_path: str | None = None
+    finished: bool = False
+
+    @property
+    def remaining_s(self) -> float:
+        return self.elapsed_s / self.update * (self.total_updates - self.update) if self.update else math.nan
+
+
+def checkpoint_path_for(out_path: str | os.PathLike) -> Path:
+    """model.safetensors → model.checkpoint.safetensors, beside it."""
+    out_path = Path(out_path)
+    return out_path.with_name(f"{out_path.stem}.checkpoint{out_path.suffix or '.safetensors'}")
+
+
+class ExcerptBatches:
+    """All training frames standardized in one tensor; excerpts are gathered by start index."""
+
+    def __init__(self, tracks: Sequence[TrackData], model: VoiceModel, device: torch.device, target_low: float,
+                 target_high: float):
+        length = model.model_config.excerpt_frames
+        frames, targets, starts, offset = [], [], [], 0
+        for data in tracks:
+            n = len(data.log_mel)
+            if n >= length:  # SPEC §4: every position where the whole excerpt fits in its file
+                starts.append(torch.arange(offset, offset + n - length + 1))
+            frames.append(torch.from_numpy(np.array(data.log_mel, dtype=np.float32)))
+            targets.append(torch.as_tensor(np.asarray(data.targets), dtype=torch.bool))
+            offset += n
+        if not starts:
+            raise DatasetError(f"no training file is at least one excerpt long ({length} frames, "
+                               f"{length / model.features.frames_per_second:.2f} s)")
+        self.frames = model.normalization.apply(torch.cat(frames)).to(device)
+        soft = torch.where(torch.cat(targets), target_high, target_low)
+        self.targets = soft.to(device=device, dtype=torch.float32)
+        self.starts = torch.cat(starts)
+        self.offsets = torch.arange(length, device=device)
+        self.centre = model.model_config.context_frames
+
+    def batch(self, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        starts = starts.to(self.frames.device)
+        excerpts = self.frames[starts[:, None] + self.offsets[None, :]]   # [B, 115, n_mels]
+        excerpts = excerpts.unsqueeze(1).contiguous(memory_format=torch.channels_last)
+        return excerpts, self.targets[starts + self.centre]
+
+
+def validate(model: VoiceModel, tracks: Sequence[TrackData], update: int, eval_config: EvalConfig) -> ValidationFigures:
+    """Predict the validation files and score them at the best threshold of the grid."""
+    was_training = model.network.training
+    probabilities = [predict_linear(model, t.linear) for t in tracks]
+    model.network.train(was_training)
+    threshold, counts = find_best_threshold(probabilities, [t.targets for t in tracks], config=eval_config)
+    return ValidationFigures(update, float(threshold), counts.error, counts.recall, counts.specificity,
+                             counts.n_frames)
+
+
+def software_versions() -> dict[str, str]:
+    return {"svgui": engine.__version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = (),
+          out_path: str | os.PathLike, config: TrainConfig = TrainConfig(),
+          model_config: ModelConfig = ModelConfig(), features: FeatureConfig = FeatureConfig(),
+          eval_config: EvalConfig = EvalConfig(), device: str | None = None,
+          resume_from: str | os.PathLike | None = None, data_description: str = "",
+          name: str = "") -> Iterator[TrainProgress]:
+    """Train a network and write it to ``out_path``; yields a TrainProgress after every update.
+
+    The final model carries the threshold chosen on ``valid_data`` (on ``train_data`` when no
+    validation data are given, recorded as such). Raises TrainingDiverged on a non-finite loss,
+    DatasetError when no file is long enough; either way the last good checkpoint stays on disk.
+    """
+    if not train_data:
+        raise DatasetError("no training files given")
+    out_path = Path(out_path)
+    ckpt_path = checkpoint_path_for(out_path)
+    torch_device = pick_device(device)
+
+    # 1. Model, normalization and training state: fresh from the seed, or from a checkpoint.
+    if resume_from is not None:
+        model = load_model(resume_from, device=torch_device)
+        state, info = load_training_state(resume_from)
+        config = config_from_dict(TrainConfig, {**info["config"], "updates": config.updates})
+        start_update, elapsed_before = int(info["update"]), float(info["elapsed_s"])
+        features, eval_config = model.features, model.eval_config
+    else:
+        normalization = compute_normalization(t.log_mel for t in train_data)
+        model = VoiceModel.create(model_config=model_config, features=features,
+                                  normalization=normalization, seed=config.seed)
+        model.network.to(torch_device)
+        model.eval_config = eval_config
+        state, start_update, elapsed_before = {}, 0, 0.0
+    if start_update >= config.updates:
+        raise ConfigError(f"the checkpoint already has {start_update} updates; ask for more than that")
+    network = model.network
+    network.to(memory_format=torch.channels_last)  # oneDNN's fastest CPU convolution layout
+    network.train()
+
+    # 2. Data: standardized frames on the device; excerpt order from a seeded sampler.
+    data = ExcerptBatches(train_data, model, torch_device, config.target_low, config.target_high)
+    sampler = ExcerptSampler(data.starts, seed=config.seed)
+    optimizer = torch.optim.SGD(network.parameters(), lr=config.learning_rate,
+                                momentum=config.momentum, nesterov=True)
+    torch.manual_seed(config.seed)  # dropout masks
+    if state:
+        sampler.load_state(state)
+        for i, param in enumerate(network.parameters()):
+            optimizer.state[param]["momentum_buffer"] = state[f"momentum.{i}"].to(torch_device)
+        torch.set_rng_state(state["torch_rng"])
+        if torch_device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], torch_device)
+
+    def training_state(update: int, elapsed: float) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors = dict(sampler.state())
+        for i, param in enumerate(network.parameters()):
+            buffer = optimizer.state.get(param, {}).get("momentum_buffer")
+            tensors[f"momentum.{i}"] = buffer if buffer is not None else torch.zeros_like(param)
+        tensors["torch_rng"] = torch.get_rng_state()
+        if torch_device.type == "cuda":
+            tensors["cuda_rng"] = torch.cuda.get_rng_state(torch_device)
+        return tensors, {"update": update, "elapsed_s": elapsed, "config": config_to_dict(config)}
+
+    def describe(update: int, elapsed: float, validation: ValidationFigures | None, source: str) -> dict:
+        return {
+            "name": name or out_path.stem,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "updates": update, "seed": config.seed, "train_config": config_to_dict(config),
+            "augment": None, "data": data_description,
+            "train_files": [t.track.name for t in train_data], "valid_files": [t.track.name for t in valid_data],
+            "validation": validation.to_dict() if validation and source == "validation" else None,
+            "threshold_source": source, "threshold_figures": validation.to_dict() if validation else None,
+            "device": str(torch_device), "elapsed_s": round(elapsed, 1), "software": software_versions(),
+        }
+
+    def save_checkpoint(update: int, elapsed: float, validation: ValidationFigures | None) -> None:
+        if not all(torch.isfinite(p).all() for p in network.parameters()):
+            return  # keep the previous, good checkpoint
+        tensors, info = training_state(update, elapsed)
+        if validation is not None:
+            model.threshold = validation.threshold
+        model.metadata = describe(update, elapsed, validation, "validation" if validation else "none")
+        save_model(ckpt_path, model, training_tensors=tensors, training_info=info)
+
+    # 3. The loop: one SGD step per batch, validation and checkpoints on their schedules.
+    started = time.perf_counter()
+    update, saved_update, last_validation, completed = start_update, start_update, None, False
+    try:
+        while update < config.updates:
+            learning_rate = config.learning_rate_at(update)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate
+            excerpts, targets = data.batch(sampler.next_batch(config.batch_size))
+            loss = F.binary_cross_entropy_with_logits(network(excerpts), targets)
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                raise TrainingDiverged(f"the training loss became {loss_value} at update {update + 1}; "
+                                       "try a lower learning rate (the last checkpoint is kept)")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            update += 1
+            elapsed = elapsed_before + time.perf_counter() - started
+            validation = checkpoint = None
+            if valid_data and config.validate_every and update % config.validate_every == 0:
+                validation = last_validation = validate(model, valid_data, update, eval_config)
+            if config.checkpoint_every and update % config.checkpoint_every == 0 and update < config.updates:
+                save_checkpoint(update, elapsed, last_validation)
+                saved_update, checkpoint = update, str(ckpt_path)
+            yield TrainProgress(update, config.updates, loss_value, learning_rate, elapsed, validation, checkpoint)
+        completed = True
+    finally:
+        if not completed and update > saved_update:
+            save_checkpoint(update, elapsed_before + time.perf_counter() - started, last_validation)
+
+    # 4. Threshold on validation data (or the training data) for the final weights, then save.
+    source = "validation" if valid_data else "training"
+    final = validate(model, valid_data or train_data, update, eval_config)
+    model.threshold = final.threshold
+    elapsed = elapsed_before + time.perf_counter() - started
+    model.metadata = describe(update, elapsed, final, source)
+    network.eval()
+    save_model(out_path, model)
+    if ckpt_path.exists():
+        ckpt_path.unlink()
+    yield TrainProgress(update, config.updates, loss_value, learning_rate, elapsed,
+                        final, str(out_path), finished=True)

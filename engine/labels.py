@@ -124,7 +124,7 @@ def voiced_intervals(segments: list[Segment], *, label_format: str = "lab",
             merged.append([start, end])
     if overlapped:
         problems.append("overlapping voiced segments were merged")
-    if duration_s is not None and merged and merged[-1][1] > duration_s + 1e-6:
+    if duration_s is not None and merged and merged[-1][1] > duration_s + TIME_TOLERANCE_S:
         problems.append(f"segments past the end of the audio ({duration_s:.3f} s) were cut")
         merged = [[a, min(b, duration_s)] for a, b in merged if a < duration_s]
     if problems:

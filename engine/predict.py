@@ -79,7 +79,7 @@ def predict_linear_source(model: VoiceModel, n_frames: int, read_linear: LinearS
 def predict_linear(model: VoiceModel, linear: np.ndarray | torch.Tensor, **kwargs) -> np.ndarray:
     """Probabilities for a precomputed linear spectrogram ``[frames, n_bins]`` (e.g. the cache)."""
     def read(lo: int, hi: int) -> torch.Tensor:
-        return torch.as_tensor(np.ascontiguousarray(linear[lo:hi]), dtype=torch.float32)
+        return torch.from_numpy(np.array(linear[lo:hi], dtype=np.float32))
     return predict_linear_source(model, len(linear), read, **kwargs)
 
 

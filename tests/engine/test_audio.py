@@ -196,10 +196,22 @@ def test_unsupported_format(tmp_path, name):
 
 
 def test_raw_headerless_file_is_a_load_error(tmp_path):
-    path = tmp_path / "samples.raw"  # libsndfile needs rate/channels for RAW: not a TypeError
+    path = tmp_path / "samples.raw"  # soundfile wants rate/channels for RAW: not a TypeError
     path.write_bytes(b"\x00" * 100)
     with pytest.raises(AudioLoadError):
         load_audio(path)
+    with pytest.raises(AudioLoadError):
+        audio_duration_s(path)
+
+
+@pytest.mark.skipif("MP3" not in sf.available_formats(), reason="libsndfile without MP3")
+def test_mp3_decodes(tmp_path):
+    rate = 44100
+    path = tmp_path / "tone.mp3"
+    sf.write(path, _sine(1000.0, 2 * rate, rate), rate)
+    samples = load_audio(path)
+    assert abs(len(samples) - 2 * SR) < 0.05 * SR  # encoder padding may add a few ms
+    assert _peak_hz(samples, SR) == pytest.approx(1000.0, abs=2.0)
 
 
 def test_zero_length_wav(tmp_path):

@@ -28,7 +28,6 @@ from engine.normalize import Normalization
 FORMAT_NAME = "svgui-model"
 FORMAT_VERSION = 1
 MODEL_SUFFIX = ".safetensors"
-_PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol 2+, torch.save's zip container
 
 
 @dataclass
@@ -118,12 +117,14 @@ def _json_default(value: Any) -> Any:
 def read_header(path: str | os.PathLike) -> dict[str, Any]:
     """The JSON header of a model file, validated, without loading the weights."""
     path = Path(path)
-    _check_container(path)
+    _check_exists(path)
     try:
         with safe_open(str(path), framework="pt") as handle:
             meta = handle.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelFileError(f"{path}: not an svgui model file ({exc})") from None
+        # Only now look at the magic bytes, to say what the foreign file is: a safetensors
+        # header length can itself start with 0x80.
+        raise ModelFileError(f"{path}: {_describe_foreign(path)} ({exc})") from None
     if "svgui" not in meta:
         raise ModelFileError(f"{path}: a safetensors file, but not an svgui model (no svgui header)")
     try:
@@ -186,16 +187,23 @@ def load_training_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor
     return {k[len("train."):]: v for k, v in tensors.items()}, header["training"]
 
 
-def _check_container(path: Path) -> None:
+def _check_exists(path: Path) -> None:
     if not path.is_file():
         raise ModelFileError(f"{path}: model file not found")
+    if path.stat().st_size == 0:
+        raise ModelFileError(f"{path}: model file is empty")
+
+
+def _describe_foreign(path: Path) -> str:
     with open(path, "rb") as handle:
         head = handle.read(4)
-    if not head:
-        raise ModelFileError(f"{path}: model file is empty")
-    if head.startswith(_PICKLE_MAGIC):
-        raise ModelFileError(f"{path}: a pickled PyTorch file, not an svgui model; svgui never "
-                             "unpickles files because that can run arbitrary code")
+    if head.startswith(b"PK\x03\x04"):
+        return ("a zip archive such as a pickled PyTorch file (torch.save), not an svgui model; svgui never unpickles "
+                "files because that can run arbitrary code")
+    if head.startswith(b"\x80"):
+        return ("a pickled PyTorch file (or other Python pickle), not an svgui model; svgui never unpickles files "
+                "because that can run arbitrary code")
+    return "not an svgui model file"
 
 
 def _load_tensors(path: Path, *, prefix: tuple[str, ...]) -> dict[str, torch.Tensor]:

@@ -164,6 +164,110 @@ class PredictConfig:
                  f"tta_pitch_factors must be positive, got {self.tta_pitch_factors}")
 
 
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Strength of each of the seven augmentations (SPEC §5); zero switches one off.
+
+    Strengths: ``max_pitch`` and ``max_stretch`` are fractions (0.3 = factors in [0.7, 1.3]),
+    ``max_loudness_db`` and ``max_filter_db`` are decibels, ``mix_probability`` and
+    ``dropout_probability`` are probabilities, ``noise_sigma`` is a standard deviation in
+    standardized log-mel units.
+    """
+
+    max_pitch: float = 0.0
+    max_stretch: float = 0.0
+    max_loudness_db: float = 0.0
+    max_filter_db: float = 0.0
+    mix_probability: float = 0.0
+    dropout_probability: float = 0.0
+    noise_sigma: float = 0.0
+    filter_min_hz: float = 150.0
+    filter_max_hz: float = 8000.0
+    filter_min_semitones: float = 5.0
+    filter_max_semitones: float = 7.0
+    mix_max_fraction: float = 0.5
+
+    # Short names of the command line (`--augment pitch=0.3,filter=10`) → fields.
+    SHORT_NAMES = {"pitch": "max_pitch", "stretch": "max_stretch", "loudness": "max_loudness_db",
+                   "filter": "max_filter_db", "mix": "mix_probability", "dropout": "dropout_probability",
+                   "noise": "noise_sigma"}
+
+    def __post_init__(self) -> None:
+        for name in ("max_pitch", "max_stretch", "dropout_probability"):
+            value = getattr(self, name)
+            _require(0 <= value < 1, f"{name} must be in [0, 1), got {value}")
+        _require(0 <= self.mix_probability <= 1, f"mix_probability must be in [0, 1], got {self.mix_probability}")
+        for name in ("max_loudness_db", "max_filter_db", "noise_sigma"):
+            value = getattr(self, name)
+            _require(0 <= value <= 120 and math.isfinite(value), f"{name} must be in [0, 120], got {value}")
+        _require(0 < self.filter_min_hz < self.filter_max_hz,
+                 f"need 0 < filter_min_hz < filter_max_hz, got {self.filter_min_hz}, {self.filter_max_hz}")
+        _require(0 < self.filter_min_semitones <= self.filter_max_semitones,
+                 f"need 0 < filter_min_semitones <= filter_max_semitones, got "
+                 f"{self.filter_min_semitones}, {self.filter_max_semitones}")
+        _require(0 <= self.mix_max_fraction <= 1, f"mix_max_fraction must be in [0, 1], got {self.mix_max_fraction}")
+
+    @classmethod
+    def paper(cls) -> "AugmentConfig":
+        """The paper's best combination: pitch ±30 %, stretch ±30 %, filter ±10 dB."""
+        return cls(max_pitch=0.3, max_stretch=0.3, max_filter_db=10.0)
+
+    @classmethod
+    def parse(cls, text: str) -> "AugmentConfig":
+        """'paper', 'none', or 'pitch=0.3,stretch=0.3,filter=10' (short names or field names)."""
+        text = text.strip()
+        if text.lower() == "paper":
+            return cls.paper()
+        if text.lower() in ("", "none", "off"):
+            return cls()
+        values: dict[str, float] = {}
+        for item in text.split(","):
+            key, sep, value = item.partition("=")
+            key = key.strip().lower()
+            field_name = cls.SHORT_NAMES.get(key, key)
+            if not sep or field_name not in {f.name for f in dataclasses.fields(cls)}:
+                raise ConfigError(f"bad augmentation {item.strip()!r}: use name=value with a name among "
+                                  f"{', '.join(cls.SHORT_NAMES)} (or 'paper')")
+            try:
+                values[field_name] = float(value)
+            except ValueError:
+                raise ConfigError(f"bad augmentation {item.strip()!r}: {value.strip()!r} is not a number") from None
+        return cls(**values)
+
+    @property
+    def enabled(self) -> bool:
+        return any((self.max_pitch, self.max_stretch, self.max_loudness_db, self.max_filter_db,
+                    self.mix_probability, self.dropout_probability, self.noise_sigma))
+
+    def source_frames(self, excerpt_frames: int) -> int:
+        """Frames of linear spectrogram the warp may read, an odd count centred on the label frame.
+
+        2 * ceil(57 / (1 - max_stretch)) + 1: 165 for ±30 %, which is SPEC §5's
+        ceil(115 / 0.7) = ceil(164.3) (the "164" printed there drops the fraction).
+        """
+        context = excerpt_frames // 2
+        return 2 * int(math.ceil(context / (1.0 - self.max_stretch) - 1e-9)) + 1
+
+    def describe(self) -> str:
+        """'pitch ±30 %, stretch ±30 %, filter ±10 dB' or 'none'."""
+        parts = []
+        if self.max_pitch:
+            parts.append(f"pitch ±{100 * self.max_pitch:g} %")
+        if self.max_stretch:
+            parts.append(f"stretch ±{100 * self.max_stretch:g} %")
+        if self.max_loudness_db:
+            parts.append(f"loudness ±{self.max_loudness_db:g} dB")
+        if self.max_filter_db:
+            parts.append(f"filter ±{self.max_filter_db:g} dB")
+        if self.mix_probability:
+            parts.append(f"mix p={self.mix_probability:g}")
+        if self.dropout_probability:
+            parts.append(f"dropout p={self.dropout_probability:g}")
+        if self.noise_sigma:
+            parts.append(f"noise σ={self.noise_sigma:g}")
+        return ", ".join(parts) or "none"
+
+
 def config_to_dict(config: Any) -> dict[str, Any]:
     """A JSON-friendly dict of a config dataclass (tuples become lists)."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}

@@ -79,6 +79,8 @@ def predict_linear_source(model: VoiceModel, n_frames: int, read_linear: LinearS
 def predict_linear(model: VoiceModel, linear: np.ndarray | torch.Tensor, **kwargs) -> np.ndarray:
     """Probabilities for a precomputed linear spectrogram ``[frames, n_bins]`` (e.g. the cache)."""
     def read(lo: int, hi: int) -> torch.Tensor:
+        if isinstance(linear, torch.Tensor):
+            return linear[lo:hi].to(torch.float32)
         return torch.from_numpy(np.array(linear[lo:hi], dtype=np.float32))
     return predict_linear_source(model, len(linear), read, **kwargs)
 

@@ -23,7 +23,9 @@ import torch.nn.functional as F
 
 import engine
 from engine.checkpoint import VoiceModel, load_model, load_training_state, save_model
-from engine.config import EvalConfig, FeatureConfig, ModelConfig, TrainConfig, config_from_dict, config_to_dict
+from engine.batches import AugmentedBatches, ExcerptBatches
+from engine.config import (AugmentConfig, EvalConfig, FeatureConfig, ModelConfig, TrainConfig, config_from_dict,
+                           config_to_dict)
 from engine.datasets import TrackData
 from engine.devices import pick_device
 from engine.errors import ConfigError, DatasetError, TrainingDiverged
@@ -72,37 +74,6 @@ def checkpoint_path_for(out_path: str | os.PathLike) -> Path:
     return out_path.with_name(f"{out_path.stem}.checkpoint{out_path.suffix or '.safetensors'}")
 
 
-class ExcerptBatches:
-    """All training frames standardized in one tensor; excerpts are gathered by start index."""
-
-    def __init__(self, tracks: Sequence[TrackData], model: VoiceModel, device: torch.device, target_low: float,
-                 target_high: float):
-        length = model.model_config.excerpt_frames
-        frames, targets, starts, offset = [], [], [], 0
-        for data in tracks:
-            n = len(data.log_mel)
-            if n >= length:  # SPEC §4: every position where the whole excerpt fits in its file
-                starts.append(torch.arange(offset, offset + n - length + 1))
-            frames.append(torch.from_numpy(np.array(data.log_mel, dtype=np.float32)))
-            targets.append(torch.as_tensor(np.asarray(data.targets), dtype=torch.bool))
-            offset += n
-        if not starts:
-            raise DatasetError(f"no training file is at least one excerpt long ({length} frames, "
-                               f"{length / model.features.frames_per_second:.2f} s)")
-        self.frames = model.normalization.apply(torch.cat(frames)).to(device)
-        soft = torch.where(torch.cat(targets), target_high, target_low)
-        self.targets = soft.to(device=device, dtype=torch.float32)
-        self.starts = torch.cat(starts)
-        self.offsets = torch.arange(length, device=device)
-        self.centre = model.model_config.context_frames
-
-    def batch(self, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        starts = starts.to(self.frames.device)
-        excerpts = self.frames[starts[:, None] + self.offsets[None, :]]   # [B, 115, n_mels]
-        excerpts = excerpts.unsqueeze(1).contiguous(memory_format=torch.channels_last)
-        return excerpts, self.targets[starts + self.centre]
-
-
 def validate(model: VoiceModel, tracks: Sequence[TrackData], update: int, eval_config: EvalConfig) -> ValidationFigures:
     """Predict the validation files and score them at the best threshold of the grid."""
     was_training = model.network.training
@@ -123,7 +94,7 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
           model_config: ModelConfig = ModelConfig(), features: FeatureConfig = FeatureConfig(),
           eval_config: EvalConfig = EvalConfig(), device: str | None = None,
           resume_from: str | os.PathLike | None = None, data_description: str = "",
-          name: str = "") -> Iterator[TrainProgress]:
+          name: str = "", augment: AugmentConfig = AugmentConfig()) -> Iterator[TrainProgress]:
     """Train a network and write it to ``out_path``; yields a TrainProgress after every update.
 
     The final model carries the threshold chosen on ``valid_data`` (on ``train_data`` when no
@@ -141,6 +112,7 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
         model = load_model(resume_from, device=torch_device)
         state, info = load_training_state(resume_from)
         config = config_from_dict(TrainConfig, {**info["config"], "updates": config.updates})
+        augment = config_from_dict(AugmentConfig, info.get("augment") or {})
         start_update, elapsed_before = int(info["update"]), float(info["elapsed_s"])
         features, eval_config = model.features, model.eval_config
     else:
@@ -156,14 +128,20 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
     network.to(memory_format=torch.channels_last)  # oneDNN's fastest CPU convolution layout
     network.train()
 
-    # 2. Data: standardized frames on the device; excerpt order from a seeded sampler.
-    data = ExcerptBatches(train_data, model, torch_device, config.target_low, config.target_high)
+    # 2. Data on the device (linear spectrograms when augmenting); excerpt order from a seeded sampler.
+    if augment.enabled:
+        data = AugmentedBatches(train_data, model, torch_device, config.target_low, config.target_high,
+                                augment=augment, seed=config.seed + 1)
+    else:
+        data = ExcerptBatches(train_data, model, torch_device, config.target_low, config.target_high)
     sampler = ExcerptSampler(data.starts, seed=config.seed)
     optimizer = torch.optim.SGD(network.parameters(), lr=config.learning_rate,
                                 momentum=config.momentum, nesterov=True)
     torch.manual_seed(config.seed)  # dropout masks
     if state:
         sampler.load_state(state)
+        if isinstance(data, AugmentedBatches):
+            data.load_state(state)
         for i, param in enumerate(network.parameters()):
             optimizer.state[param]["momentum_buffer"] = state[f"momentum.{i}"].to(torch_device)
         torch.set_rng_state(state["torch_rng"])
@@ -172,20 +150,23 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
 
     def training_state(update: int, elapsed: float) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         tensors = dict(sampler.state())
+        if isinstance(data, AugmentedBatches):
+            tensors.update(data.state())
         for i, param in enumerate(network.parameters()):
             buffer = optimizer.state.get(param, {}).get("momentum_buffer")
             tensors[f"momentum.{i}"] = buffer if buffer is not None else torch.zeros_like(param)
         tensors["torch_rng"] = torch.get_rng_state()
         if torch_device.type == "cuda":
             tensors["cuda_rng"] = torch.cuda.get_rng_state(torch_device)
-        return tensors, {"update": update, "elapsed_s": elapsed, "config": config_to_dict(config)}
+        return tensors, {"update": update, "elapsed_s": round(elapsed, 3), "config": config_to_dict(config),
+                         "augment": config_to_dict(augment)}
 
     def describe(update: int, elapsed: float, validation: ValidationFigures | None, source: str) -> dict:
         return {
             "name": name or out_path.stem,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "updates": update, "seed": config.seed, "train_config": config_to_dict(config),
-            "augment": None, "data": data_description,
+            "augment": {**config_to_dict(augment), "description": augment.describe()}, "data": data_description,
             "train_files": [t.track.name for t in train_data], "valid_files": [t.track.name for t in valid_data],
             "validation": validation.to_dict() if validation and source == "validation" else None,
             "threshold_source": source, "threshold_figures": validation.to_dict() if validation else None,

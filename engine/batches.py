@@ -1,0 +1,117 @@
+"""Training batches: excerpts and their soft targets, plain or augmented on the fly (SPEC §4–5).
+
+Both kinds keep the whole training set in one tensor on the training device and gather
+excerpts by index, so building a batch is a few tensor operations, never a Python loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from engine.augment import augment_excerpts, draw_augmentations
+from engine.checkpoint import VoiceModel
+from engine.config import AugmentConfig
+from engine.datasets import TrackData
+from engine.errors import DatasetError
+
+
+def _too_short(model: VoiceModel) -> DatasetError:
+    length = model.model_config.excerpt_frames
+    return DatasetError(f"no training file is at least one excerpt long ({length} frames, "
+                        f"{length / model.features.frames_per_second:.2f} s)")
+
+
+class ExcerptBatches:
+    """Standardized log-mel frames of all files in one tensor; no augmentation."""
+
+    def __init__(self, tracks: Sequence[TrackData], model: VoiceModel, device: torch.device,
+                 target_low: float, target_high: float):
+        length = model.model_config.excerpt_frames
+        frames, targets, starts, offset = [], [], [], 0
+        for data in tracks:
+            n = len(data.log_mel)
+            if n >= length:  # SPEC §4: every position where the whole excerpt fits in its file
+                starts.append(torch.arange(offset, offset + n - length + 1))
+            frames.append(torch.from_numpy(np.array(data.log_mel, dtype=np.float32)))
+            targets.append(torch.as_tensor(np.asarray(data.targets), dtype=torch.bool))
+            offset += n
+        if not starts:
+            raise _too_short(model)
+        self.frames = model.normalization.apply(torch.cat(frames)).to(device)
+        self.targets = torch.where(torch.cat(targets), target_high, target_low).to(device, torch.float32)
+        self.starts = torch.cat(starts)
+        self.offsets = torch.arange(length, device=device)
+        self.centre = model.model_config.context_frames
+
+    def batch(self, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        starts = starts.to(self.frames.device)
+        excerpts = self.frames[starts[:, None] + self.offsets[None, :]]   # [B, 115, n_mels]
+        excerpts = excerpts.unsqueeze(1).contiguous(memory_format=torch.channels_last)
+        return excerpts, self.targets[starts + self.centre]
+
+
+class AugmentedBatches:
+    """Linear spectrograms of all files in one tensor, augmented per batch on the device.
+
+    Files are separated by zero frames as wide as the warp's extra context, so a source excerpt
+    never reads into a neighbouring file: beyond a file's edge the warp sees zeros (SPEC §5).
+    """
+
+    def __init__(self, tracks: Sequence[TrackData], model: VoiceModel, device: torch.device,
+                 target_low: float, target_high: float, *, augment: AugmentConfig, seed: int):
+        self.model, self.augment = model, augment
+        length = model.model_config.excerpt_frames
+        context = model.model_config.context_frames
+        source = augment.source_frames(length)
+        margin = source // 2 - context
+        n_bins = model.features.n_bins
+        pieces, targets, starts = [torch.zeros(margin, n_bins)], [torch.zeros(margin, dtype=torch.bool)], []
+        offset = margin
+        for data in tracks:
+            n = len(data.linear)
+            if n >= length:
+                starts.append(torch.arange(offset, offset + n - length + 1))
+            pieces += [torch.from_numpy(np.array(data.linear, dtype=np.float32)), torch.zeros(margin, n_bins)]
+            targets += [torch.as_tensor(np.asarray(data.targets), dtype=torch.bool), torch.zeros(margin, dtype=torch.bool)]
+            offset += n + margin
+        if not starts:
+            raise _too_short(model)
+        self.linear = torch.cat(pieces).to(device)
+        voiced = torch.cat(targets)
+        self.targets = torch.where(voiced, target_high, target_low).to(device, torch.float32)
+        self.starts = torch.cat(starts)
+        # Mixing partners: excerpt positions whose central frame is non-voice (SPEC §5).
+        self.partners = self.starts[~voiced[self.starts + context]].to(device)
+        if augment.mix_probability and len(self.partners) == 0:
+            raise DatasetError("mixing needs training excerpts without voice at their centre; there are none")
+        self.source_offsets = torch.arange(-(source // 2), source // 2 + 1, device=device)
+        self.excerpt_offsets = torch.arange(length, device=device)
+        self.context = context
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+
+    def batch(self, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        device = self.linear.device
+        centres = starts.to(device) + self.context
+        source = self.linear[centres[:, None] + self.source_offsets[None, :]]    # [B, 165, n_bins]
+        mels = self.model.features.n_mels
+        draw = draw_augmentations(self.augment, len(starts), generator=self.generator,
+                                  n_partners=len(self.partners), frames=len(self.excerpt_offsets), n_mels=mels)
+        partners = None
+        if self.augment.mix_probability:
+            chosen = self.partners[draw.mix_partner.clamp(min=0).to(device)]
+            partners = self.linear[chosen[:, None] + self.excerpt_offsets[None, :], :self.model.features.n_mel_input_bins]
+        excerpts = augment_excerpts(source, draw, config=self.augment, features=self.model.features,
+                                    normalization=self.model.normalization,
+                                    excerpt_frames=len(self.excerpt_offsets), partners=partners)
+        excerpts = excerpts.unsqueeze(1).contiguous(memory_format=torch.channels_last)
+        return excerpts, self.targets[centres]
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {"augment_rng": self.generator.get_state()}
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        if "augment_rng" in state:
+            self.generator.set_state(state["augment_rng"])

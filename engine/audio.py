@@ -61,7 +61,10 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int = 22050) -> np.ndarr
             if rate_in != sample_rate:
                 resampler = soxr.ResampleStream(rate_in, sample_rate, 1, dtype="float32",
                                                 quality=RESAMPLE_QUALITY)
-            pieces = []
+            # Fill one preallocated buffer (headers give the length) instead of concatenating
+            # blocks, which would need twice the memory of a long file at its end.
+            expected = audio.frames * sample_rate // rate_in + 64 if audio.frames > 0 else 0
+            out = _Buffer(expected)
             n_in = 0
             while True:
                 block = audio.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
@@ -72,7 +75,7 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int = 22050) -> np.ndarr
                     raise AudioLoadError(path, "contains NaN or infinite samples")
                 if resampler is not None:
                     mono = resampler.resample_chunk(np.ascontiguousarray(mono), last=last)
-                pieces.append(np.array(mono, dtype=np.float32, copy=True))
+                out.append(mono)
                 if last:
                     break
     except AudioLoadError:
@@ -84,8 +87,29 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int = 22050) -> np.ndarr
         raise AudioLoadError(path, "too long to decode in the available memory") from None
     if n_in == 0:
         raise AudioLoadError(path, "contains no audio samples (zero length)")
-    samples = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
-    return samples
+    return out.result()
+
+
+class _Buffer:
+    """A growable float32 array; grows (by copying) only if a header under-stated the length."""
+
+    def __init__(self, capacity: int):
+        self.data = np.empty(max(capacity, 1), dtype=np.float32)
+        self.size = 0
+
+    def append(self, values: np.ndarray) -> None:
+        end = self.size + len(values)
+        if end > len(self.data):
+            grown = np.empty(max(end, 2 * len(self.data)), dtype=np.float32)
+            grown[:self.size] = self.data[:self.size]
+            self.data = grown
+        self.data[self.size:end] = values
+        self.size = end
+
+    def result(self) -> np.ndarray:
+        # A copy only when much was over-allocated; otherwise a view of the buffer.
+        view = self.data[:self.size]
+        return view.copy() if len(self.data) - self.size > 1 << 16 else view
 
 
 def _check_file(path: Path) -> None:

@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="updates between checkpoints (MODEL.checkpoint.safetensors)")
     train.add_argument("--resume", type=Path, metavar="CHECKPOINT", help="continue from a checkpoint")
     train.add_argument("--name", default="", help="model name recorded in the file")
+    train.add_argument("--augment", default="none", metavar="SPEC",
+                       help="augmentations on the fly: 'paper' (pitch 0.3, stretch 0.3, filter 10 dB), 'none', "
+                            "or e.g. pitch=0.3,stretch=0.3,filter=10,loudness=10,mix=0.5,dropout=0.1,noise=0.2")
     train.set_defaults(run=run_train)
 
     predict = sub.add_parser("predict", help="predict voice regions of files or folders",
@@ -75,6 +78,22 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="auto")
     evaluate.set_defaults(run=run_evaluate)
 
+    augment = sub.add_parser("augment", help="write an excerpt before and after augmentation (PNG or .npy)",
+                             description="Cut the 115-frame excerpt centred at --at, augment it exactly as "
+                                         "training does with --seed, write both side by side.")
+    augment.add_argument("audio", type=Path, metavar="AUDIO")
+    augment.add_argument("--at", required=True, type=float, metavar="SECONDS", help="centre of the excerpt")
+    augment.add_argument("--out", required=True, type=Path, metavar="FILE", help="FILE.png or FILE.npy")
+    augment.add_argument("--seed", type=int, default=0)
+    augment.add_argument("--augment", default="", metavar="SPEC", help="as for train (e.g. 'paper')")
+    for short, unit in (("pitch", "fraction, 0.3 = ±30 %%"), ("stretch", "fraction"), ("loudness", "dB"),
+                        ("filter", "dB"), ("mix", "probability"), ("dropout", "probability"), ("noise", "sigma")):
+        augment.add_argument(f"--{short}", type=float, metavar="X", help=f"{short} strength ({unit})")
+    augment.add_argument("--mix-with", type=Path, metavar="AUDIO",
+                         help="partner file for mixing (default: the same file; non-voice frames if labelled)")
+    augment.add_argument("--model", type=Path, help="use this model's normalization (default: the file's own)")
+    augment.set_defaults(run=run_augment)
+
     info = sub.add_parser("info", help="show a model file's settings and metadata")
     info.add_argument("model", type=Path)
     info.set_defaults(run=run_info)
@@ -86,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="audio length for the slow excerpt-wise reference (default 20)")
     bench.add_argument("--memory-hours", type=float, default=0.0,
                        help="also measure peak memory predicting a file this long (e.g. 1)")
+    bench.add_argument("--no-training", dest="training", action="store_false",
+                       help="skip timing training updates with and without augmentation")
+    bench.add_argument("--device", default="auto", help="device for the training timings")
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(run=run_bench)
     return parser
@@ -132,6 +154,11 @@ def run_evaluate(args) -> int:
     return evaluate_command(args, _model_path(args.model))
 
 
+def run_augment(args) -> int:
+    from engine.commands import augment_command
+    return augment_command(args)
+
+
 def run_info(args) -> int:
     from engine.checkpoint import describe_model, load_model
 
@@ -142,10 +169,17 @@ def run_info(args) -> int:
 
 def run_bench(args) -> int:
     from engine.bench import format_report, run_speed_benchmark
+    from engine.bench_train import format_training_report, run_training_benchmark
 
     report = run_speed_benchmark(seconds=args.seconds, excerpt_seconds=args.excerpt_seconds,
                                  memory_hours=args.memory_hours)
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    training = run_training_benchmark(device=args.device) if args.training else None
+    if args.json:
+        print(json.dumps({**report, "training": training}, indent=2))
+    else:
+        print(format_report(report))
+        if training:
+            print(format_training_report(training))
     return 0
 
 

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from engine.audio import is_audio_path
 from engine.cache import SpectrogramCache
 from engine.checkpoint import file_sha256, load_model
-from engine.config import EvalConfig, PredictConfig, TrainConfig
+from engine.config import AugmentConfig, EvalConfig, PredictConfig, TrainConfig
 from engine.datasets import is_jamendo_layout, load_jamendo, load_tracks, resolve_dataset, resolve_training_data
 from engine.devices import describe_device, pick_device
 from engine.errors import EngineError
@@ -43,6 +43,7 @@ def train_command(args) -> int:
     from engine.config import FeatureConfig
     from engine.train import train
 
+    augment = AugmentConfig.parse(args.augment)
     config = TrainConfig(updates=args.updates, seed=args.seed, batch_size=args.batch_size,
                          learning_rate=args.learning_rate, validate_every=args.validate_every,
                          checkpoint_every=args.checkpoint_every)
@@ -55,6 +56,7 @@ def train_command(args) -> int:
         args.train, valid_path=args.valid, valid_fraction=args.valid_fraction, seed=args.seed)
     print(f"data: {description}", file=sys.stderr)
     print(f"device: {describe_device(device)}", file=sys.stderr)
+    print(f"augmentation: {augment.describe()}", file=sys.stderr)
     cache = SpectrogramCache()
     train_data = _load_with_bar(train_tracks, features, cache, "training files")
     valid_data = _load_with_bar(valid_tracks, features, cache, "validation files")
@@ -63,7 +65,7 @@ def train_command(args) -> int:
     try:
         for progress in train(train_data=train_data, valid_data=valid_data, out_path=args.out, config=config,
                               features=features, device=str(device), resume_from=args.resume,
-                              data_description=description, name=args.name):
+                              data_description=description, name=args.name, augment=augment):
             if bar.n == 0 and progress.update > 1:
                 bar.update(progress.update - 1)  # resumed run
             if not progress.finished:
@@ -185,4 +187,56 @@ def evaluate_command(args, model_path: Path) -> int:
         print(f"model: {model_path}\ndata: {description}\ntest-time augmentation: {'on' if args.tta else 'off'}")
         print(f"threshold: {threshold:.4g} ({threshold_source})")
         print(result.format_table())
+    return 0
+
+
+def augment_command(args) -> int:
+    import dataclasses
+
+    from engine.config import FeatureConfig
+    from engine.datasets import Track, load_track
+    from engine.normalize import compute_normalization
+    from engine.plots import save_excerpt_comparison
+    from engine.preview import preview_excerpt
+
+    suffix = args.out.suffix.lower()
+    if suffix not in (".png", ".npy"):
+        raise EngineError(f"--out must end in .png or .npy, got {args.out.name}")
+    config = AugmentConfig.parse(args.augment)
+    overrides = {AugmentConfig.SHORT_NAMES[k]: getattr(args, k) for k in AugmentConfig.SHORT_NAMES
+                 if getattr(args, k) is not None}
+    try:
+        config = dataclasses.replace(config, **overrides)
+    except ValueError as exc:
+        raise EngineError(str(exc)) from None
+    cache = SpectrogramCache()
+    model = load_model(args.model) if args.model else None
+    features = model.features if model else FeatureConfig()
+
+    def labelled(path: Path):
+        label = next((path.with_suffix(s) for s in (".lab", ".txt") if path.with_suffix(s).is_file()), None)
+        return load_track(Track(path.stem, path, label), config=features, cache=cache)
+
+    data = labelled(args.audio)
+    normalization = model.normalization if model else compute_normalization([data.log_mel])
+    centre = int(round(args.at * features.frames_per_second))
+    if not 0 <= centre < len(data.linear):
+        raise EngineError(f"--at {args.at} s is outside {args.audio} (0 to {data.duration_s:.2f} s)")
+    partner = labelled(args.mix_with) if args.mix_with else data
+    candidates = np.arange(len(partner.linear))
+    if partner.targets is not None:
+        candidates = candidates[~partner.targets]
+    preview = preview_excerpt(data.linear, centre, config=config, seed=args.seed, features=features,
+                              normalization=normalization, partner_linear=partner.linear,
+                              partner_centres=candidates, partner_name=partner.track.audio_path.name)
+    label = "" if data.targets is None else (" (voice)" if data.targets[centre] else " (no voice)")
+    if suffix == ".npy":
+        from engine.fileio import atomic_write_with
+        stacked = np.stack([preview.original, preview.augmented])  # [2, frames, n_mels]
+        atomic_write_with(args.out, lambda tmp: np.save(tmp, stacked))
+    else:
+        save_excerpt_comparison(args.out, preview.original, preview.augmented, features=features,
+                                title=f"{args.audio.name} @ {args.at:.2f} s{label}, seed {args.seed}",
+                                subtitle=preview.description)
+    print(f"{preview.description}\nwritten to {args.out}")
     return 0

@@ -59,6 +59,8 @@ def predict_linear_source(model: VoiceModel, n_frames: int, read_linear: LinearS
     """Probabilities ``[n_frames]`` (mean over ``pitch_factors``) from a chunked spectrogram reader."""
     network = model.network
     network.eval()
+    if not network.conv2.weight.is_contiguous(memory_format=torch.channels_last):
+        network.to(memory_format=torch.channels_last)  # weights in oneDNN's layout: ~1.5x faster
     device = model.device
     context = model.model_config.context_frames
     silence = torch.as_tensor(model.normalization.silence(model.features), device=device)

@@ -51,7 +51,13 @@ def train_command(args) -> int:
     features = FeatureConfig()
     if args.resume is not None:
         from engine.config import config_from_dict
-        features = config_from_dict(FeatureConfig, read_header(args.resume)["features"])
+        header = read_header(args.resume)
+        features = config_from_dict(FeatureConfig, header["features"])
+        resumed = config_from_dict(AugmentConfig, (header.get("training") or {}).get("augment") or {})
+        if args.augment.lower() != "none" and augment != resumed:
+            raise EngineError(f"a resumed run keeps the augmentation it started with ({resumed.describe()}); "
+                              f"drop --augment or start a new run")
+        augment = resumed
     train_tracks, valid_tracks, description = resolve_training_data(
         args.train, valid_path=args.valid, valid_fraction=args.valid_fraction, seed=args.seed)
     print(f"data: {description}", file=sys.stderr)
@@ -219,9 +225,10 @@ def augment_command(args) -> int:
 
     data = labelled(args.audio)
     normalization = model.normalization if model else compute_normalization([data.log_mel])
-    centre = int(round(args.at * features.frames_per_second))
-    if not 0 <= centre < len(data.linear):
+    if not 0 <= args.at <= data.duration_s:
         raise EngineError(f"--at {args.at} s is outside {args.audio} (0 to {data.duration_s:.2f} s)")
+    # The last frame starts one window before the end: clamp times after it to that frame.
+    centre = min(int(round(args.at * features.frames_per_second)), len(data.linear) - 1)
     partner = labelled(args.mix_with) if args.mix_with else data
     candidates = np.arange(len(partner.linear))
     if partner.targets is not None:
@@ -231,9 +238,9 @@ def augment_command(args) -> int:
                               partner_centres=candidates, partner_name=partner.track.audio_path.name)
     label = "" if data.targets is None else (" (voice)" if data.targets[centre] else " (no voice)")
     if suffix == ".npy":
-        from engine.fileio import atomic_write_with
-        stacked = np.stack([preview.original, preview.augmented])  # [2, frames, n_mels]
-        atomic_write_with(args.out, lambda tmp: np.save(tmp, stacked))
+        from engine.fileio import atomic_open
+        with atomic_open(args.out, "wb") as handle:  # a file object: np.save adds no suffix
+            np.save(handle, np.stack([preview.original, preview.augmented]))  # [2, frames, n_mels]
     else:
         save_excerpt_comparison(args.out, preview.original, preview.augmented, features=features,
                                 title=f"{args.audio.name} @ {args.at:.2f} s{label}, seed {args.seed}",

@@ -31,12 +31,13 @@ class Preview:
 
 def cut_excerpt(linear: np.ndarray | torch.Tensor, centre_frame: int, n_frames: int) -> torch.Tensor:
     """Frames [centre - n//2, centre + n//2] of ``linear``, zeros where they fall outside it."""
-    linear = torch.as_tensor(np.asarray(linear, dtype=np.float32)) if not isinstance(linear, torch.Tensor) else linear
     half = n_frames // 2
     out = torch.zeros((n_frames, linear.shape[1]), dtype=torch.float32)
     lo, hi = max(0, centre_frame - half), min(len(linear), centre_frame + half + 1)
     if lo < hi:
-        out[lo - (centre_frame - half):hi - (centre_frame - half)] = linear[lo:hi].float()
+        rows = linear[lo:hi]
+        rows = rows.float() if isinstance(rows, torch.Tensor) else torch.from_numpy(np.array(rows, dtype=np.float32))
+        out[lo - (centre_frame - half):hi - (centre_frame - half)] = rows
     return out
 
 

@@ -26,17 +26,18 @@ def scale_frequency(linear: torch.Tensor, factors: torch.Tensor | list[float], *
     n_bins = linear.shape[-1]
     target = torch.arange(n_out_bins, dtype=linear.dtype, device=linear.device)
     source = target[None, :] / factors[:, None]                 # [n_factors, n_out_bins]
-    lower = source.floor().clamp(max=n_bins - 1)
-    weight = (source - lower).clamp(0, 1)
-    lo = lower.long()
-    hi = (lo + 1).clamp(max=n_bins - 1)
-    inside = (source <= n_bins - 1).to(linear.dtype)           # zero fill above the top bin
+    lower = source.floor()
+    weight = source - lower
+    # Taps beyond the top bin read zero, as grid_sample's zero padding does in training.
+    low_inside = (lower <= n_bins - 1).to(linear.dtype)
+    high_inside = (lower + 1 <= n_bins - 1).to(linear.dtype)
+    lo = lower.clamp(max=n_bins - 1).long()
+    hi = (lower + 1).clamp(max=n_bins - 1).long()
     if linear.dim() == 2:
         linear = linear.unsqueeze(0).expand(len(factors), -1, -1)
     frames = linear.shape[1]
-    lo_idx = lo[:, None, :].expand(-1, frames, -1)
-    hi_idx = hi[:, None, :].expand(-1, frames, -1)
-    low_values = torch.gather(linear, 2, lo_idx)
-    high_values = torch.gather(linear, 2, hi_idx)
-    w = weight[:, None, :]
-    return ((1 - w) * low_values + w * high_values) * inside[:, None, :]
+    low_values = torch.gather(linear, 2, lo[:, None, :].expand(-1, frames, -1))
+    high_values = torch.gather(linear, 2, hi[:, None, :].expand(-1, frames, -1))
+    w_low = ((1 - weight) * low_inside)[:, None, :]
+    w_high = (weight * high_inside)[:, None, :]
+    return w_low * low_values + w_high * high_values

@@ -1,16 +1,101 @@
-"""Entry point of the `svgui` desktop application."""
+"""Entry point of the `svgui` desktop application: QApplication, pyqtgraph options, main()."""
 
 from __future__ import annotations
 
+import argparse
 import sys
+from pathlib import Path
+
+from engine.audio import is_audio_path
+from engine.resources import resource_dir
+
+DEMO_SONG = "jamendolyrics_Fantasma_-_Los_Rombos_5-35s.flac"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="svgui", description="Singing voice detection: view, annotate, predict.")
+    parser.add_argument("paths", nargs="*", type=Path, metavar="FILE_OR_FOLDER",
+                        help="audio files or a folder (default on first start: the bundled demo)")
+    parser.add_argument("--model", type=Path, help="model file to use (default: the last used or the bundled one)")
+    parser.add_argument("--screenshot", type=Path, metavar="OUT.png",
+                        help="open the file, wait until spectrogram and predictions are shown, save a "
+                             "screenshot of the window and exit")
+    parser.add_argument("--size", default="1400x860", help="window size for --screenshot (WxH)")
+    return parser.parse_args(argv)
+
+
+def demo_paths() -> tuple[Path | None, Path | None]:
+    root = resource_dir()
+    folder = root / "demo" if root else None
+    if folder is None or not folder.is_dir():
+        return None, None
+    song = folder / DEMO_SONG
+    return folder, song if song.is_file() else None
+
+
+def create_application(argv: list[str]):
+    """The QApplication with the project's pyqtgraph options (set once, before any view)."""
+    import pyqtgraph as pg
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(argv)
+    app.setOrganizationName("svgui")
+    app.setApplicationName("svgui")
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, background="w", foreground="k")
+    return app
 
 
 def main(argv: list[str] | None = None) -> int:
-    # The desktop window is the subject of a later issue; until it lands, say so plainly
-    # instead of opening an empty window.
-    print("svgui: the desktop application is not in this version yet; use `svgui-engine` "
-          "(train, predict, evaluate, bench) meanwhile. See README.md.", file=sys.stderr)
-    return 2
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    app = create_application([sys.argv[0]])
+    from svgui import settings as prefs
+    from svgui.main_window import MainWindow
+
+    settings = prefs.make_settings()
+    window = MainWindow(settings, model_path=args.model)
+    files = [p for p in args.paths if p.is_file()]
+    folders = [p for p in args.paths if p.is_dir()]
+    if not args.paths and (args.screenshot or not prefs.recent_files(settings)):
+        folder, song = demo_paths()  # first start: a song with voice regions at once
+        folders, files = ([folder] if folder else []), ([song] if song else [])
+    for folder in folders:
+        window.open_folder(folder)
+        if not files:
+            files = sorted(p for p in folder.iterdir() if is_audio_path(p))[:1]
+    if args.screenshot:
+        return _screenshot(app, window, files[:1], args.screenshot, args.size)
+    window.show()
+    if files:
+        window.open_file(files[0])
+    return app.exec()
+
+
+def _screenshot(app, window, files, out: Path, size: str) -> int:
+    """Show the window, wait for spectrogram (and predictions when a model exists), save, quit."""
+    from PySide6.QtCore import QTimer
+
+    width, height = (int(v) for v in size.lower().split("x"))
+    window.resize(width, height)
+    window.show()
+    status = {"code": 0}
+
+    def finish() -> None:
+        QTimer.singleShot(300, lambda: (window.grab().save(str(out)), app.quit()))
+
+    window.predictionsShown.connect(finish)
+    if window.model is None:
+        window.fileShown.connect(lambda _: finish())
+    window.busyChanged.connect(lambda busy: None)
+    if files:
+        window.open_file(files[0])
+    else:
+        finish()
+    QTimer.singleShot(120_000, lambda: (status.update(code=1), app.quit()))  # never hang a script
+    app.exec()
+    window.workers.stop_all()
+    window.document.undo_stack.setClean()
+    window.close()
+    return status["code"]
 
 
 if __name__ == "__main__":

@@ -1,0 +1,271 @@
+"""The open file's state: audio, spectrogram, annotations, predictions; every change is a signal.
+
+Widgets take the document in ``__init__`` and connect to its signals; they never talk to each
+other. Annotation edits go through the QUndoStack (one command per edit, storing the interval
+lists before and after), so every edit is undoable and the stack's clean state is the saved file.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoCommand, QUndoStack
+
+from engine.config import EvalConfig, FeatureConfig
+from engine.evaluate import Counts, count_errors, smooth_probabilities
+from engine.fileio import atomic_write_text
+from engine.labels import (Interval, format_audacity, format_lab, intervals_to_targets, label_format_of,
+                           read_segments, targets_to_intervals, voiced_intervals)
+
+AUTOSAVE_SUFFIX = ".svgui-autosave"
+SNAP_TOLERANCE_S = 0.05
+
+
+def normalize_intervals(intervals: list[Interval], duration_s: float | None = None) -> list[Interval]:
+    """Sorted, merged, clipped to [0, duration] and non-empty (the shape annotations always have)."""
+    out: list[list[float]] = []
+    for start, end in sorted((min(a, b), max(a, b)) for a, b in intervals):
+        start = max(0.0, start)
+        if duration_s is not None:
+            end = min(end, duration_s)
+        if end - start <= 1e-9:
+            continue
+        if out and start <= out[-1][1] + 1e-9:
+            out[-1][1] = max(out[-1][1], end)
+        else:
+            out.append([start, end])
+    return [(a, b) for a, b in out]
+
+
+class SetAnnotations(QUndoCommand):
+    """Replace the annotation list; undo restores the previous one."""
+
+    def __init__(self, document: "Document", before: list[Interval], after: list[Interval], text: str):
+        super().__init__(text)
+        self._document, self._before, self._after = document, before, after
+
+    def redo(self) -> None:
+        self._document._apply_annotations(self._after)
+
+    def undo(self) -> None:
+        self._document._apply_annotations(self._before)
+
+
+class Document(QObject):
+    """One open audio file with its ground truth and the model's predictions."""
+
+    loaded = Signal()
+    annotationsChanged = Signal()
+    predictionsChanged = Signal()
+    thresholdChanged = Signal(float)
+    dirtyChanged = Signal(bool)
+    messages = Signal(str)
+
+    def __init__(self, parent: QObject | None = None, *, features: FeatureConfig = FeatureConfig(),
+                 eval_config: EvalConfig = EvalConfig()):
+        super().__init__(parent)
+        self.features, self.eval_config = features, eval_config
+        self.audio_path: Path | None = None
+        self.label_path: Path | None = None
+        self.samples = np.zeros(0, dtype=np.float32)
+        self.log_mel = np.zeros((0, features.n_mels), dtype=np.float32)
+        self.duration_s = 0.0
+        self.annotations: list[Interval] = []
+        self.probabilities: np.ndarray | None = None
+        self.smoothed: np.ndarray | None = None
+        self.model_name = ""
+        self.threshold = 0.5
+        self.undo_stack = QUndoStack(self)
+        # A bound slot (not a lambda): Qt drops it when the document is destroyed first.
+        self.undo_stack.cleanChanged.connect(self._clean_changed)
+
+    def _clean_changed(self, clean: bool) -> None:
+        self.dirtyChanged.emit(not clean)
+
+    # ---- loading ---------------------------------------------------------------------------
+    @property
+    def frames_per_second(self) -> float:
+        return self.features.frames_per_second
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.log_mel)
+
+    @property
+    def is_open(self) -> bool:
+        return self.audio_path is not None
+
+    @property
+    def is_dirty(self) -> bool:
+        return not self.undo_stack.isClean()
+
+    def set_audio(self, path: Path, samples: np.ndarray, log_mel: np.ndarray) -> None:
+        """Show a newly decoded file (from a loader worker); clears annotations and predictions."""
+        self.audio_path = Path(path)
+        self.samples, self.log_mel = samples, log_mel
+        self.duration_s = len(samples) / self.features.sample_rate
+        self.label_path = None
+        self.annotations, self.probabilities, self.smoothed, self.model_name = [], None, None, ""
+        self.undo_stack.clear()
+        self.loaded.emit()
+        self.annotationsChanged.emit()
+        self.predictionsChanged.emit()
+
+    def load_annotations(self, path: Path) -> list[str]:
+        """Read a label file as the (clean) ground truth; returns the warnings it produced."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fmt = label_format_of(path)
+            intervals = voiced_intervals(read_segments(path), label_format=fmt, duration_s=self.duration_s,
+                                         source=str(path))
+        self.label_path = Path(path)
+        self.undo_stack.clear()
+        self._apply_annotations(intervals)
+        return [str(w.message) for w in caught]
+
+    # ---- annotation edits (all undoable) ------------------------------------------------------
+    def set_annotations(self, intervals: list[Interval], text: str) -> None:
+        after = normalize_intervals(intervals, self.duration_s)
+        if after != self.annotations:
+            self.undo_stack.push(SetAnnotations(self, list(self.annotations), after, text))
+
+    def _apply_annotations(self, intervals: list[Interval]) -> None:
+        self.annotations = list(intervals)
+        self.annotationsChanged.emit()
+
+    def add_region(self, start_s: float, end_s: float) -> None:
+        self.set_annotations(self.annotations + [(start_s, end_s)], "Add region")
+
+    def remove_region(self, index: int) -> None:
+        self.set_annotations([r for i, r in enumerate(self.annotations) if i != index], "Delete region")
+
+    def move_region(self, index: int, start_s: float, end_s: float) -> None:
+        regions = list(self.annotations)
+        regions[index] = (start_s, end_s)
+        self.set_annotations(regions, "Move region")
+
+    def merge_regions(self, first: int, last: int) -> None:
+        """One region from the start of ``first`` to the end of ``last`` (gaps between become voice)."""
+        lo, hi = sorted((first, last))
+        regions = self.annotations[:lo] + [(self.annotations[lo][0], self.annotations[hi][1])] + self.annotations[hi + 1:]
+        self.set_annotations(regions, "Merge regions")
+
+    def split_region(self, time_s: float, gap_s: float = 0.0) -> bool:
+        """Split the region under ``time_s`` in two; False if no region is there."""
+        for i, (a, b) in enumerate(self.annotations):
+            if a < time_s < b:
+                t = self.snap(time_s)
+                parts = [(a, t - gap_s / 2), (t + gap_s / 2, b)]
+                # keep the two halves apart: normalize_intervals would merge touching ones
+                regions = self.annotations[:i] + parts + self.annotations[i + 1:]
+                after = [r for r in regions if r[1] - r[0] > 1e-9]
+                self.undo_stack.push(SetAnnotations(self, list(self.annotations), after, "Split region"))
+                return True
+        return False
+
+    def accept_predictions(self) -> None:
+        """Pre-annotation: replace the ground truth with the predicted regions (undoable)."""
+        self.set_annotations(self.predicted_intervals(), "Accept predictions as annotations")
+
+    def region_at(self, time_s: float) -> int | None:
+        for i, (a, b) in enumerate(self.annotations):
+            if a <= time_s < b:
+                return i
+        return None
+
+    def snap(self, time_s: float, *, exclude: int | None = None, tolerance_s: float = SNAP_TOLERANCE_S) -> float:
+        """Snap to a neighbouring region edge within ``tolerance_s``, else to the 1/70 s frame grid."""
+        edges = [e for i, r in enumerate(self.annotations) if i != exclude for e in r]
+        if edges:
+            nearest = min(edges, key=lambda e: abs(e - time_s))
+            if abs(nearest - time_s) <= tolerance_s:
+                return nearest
+        snapped = round(time_s * self.frames_per_second) / self.frames_per_second
+        return min(max(snapped, 0.0), self.duration_s)
+
+    # ---- predictions ------------------------------------------------------------------------
+    def set_predictions(self, probabilities: np.ndarray | None, model_name: str = "", threshold: float | None = None) -> None:
+        self.probabilities = probabilities
+        self.smoothed = None if probabilities is None else smooth_probabilities(
+            probabilities, median_frames=self.eval_config.median_frames)
+        self.model_name = model_name
+        if threshold is not None:
+            self.threshold = float(threshold)
+            self.thresholdChanged.emit(self.threshold)
+        self.predictionsChanged.emit()
+
+    def set_threshold(self, threshold: float) -> None:
+        threshold = min(max(float(threshold), 0.0), 1.0)
+        if not math.isclose(threshold, self.threshold, abs_tol=1e-9):
+            self.threshold = threshold
+            self.thresholdChanged.emit(threshold)
+
+    def predicted_targets(self) -> np.ndarray | None:
+        return None if self.smoothed is None else self.smoothed > self.threshold
+
+    def predicted_intervals(self) -> list[Interval]:
+        targets = self.predicted_targets()
+        return [] if targets is None else targets_to_intervals(targets, self.frames_per_second)
+
+    def truth_targets(self) -> np.ndarray:
+        return intervals_to_targets(self.annotations, len(self.smoothed) if self.smoothed is not None else self.n_frames,
+                                    self.frames_per_second)
+
+    def error_intervals(self) -> tuple[list[Interval], list[Interval]]:
+        """False positives and false negatives of the predictions against the ground truth."""
+        predicted = self.predicted_targets()
+        if predicted is None:
+            return [], []
+        truth = self.truth_targets()
+        fps = self.frames_per_second
+        return (targets_to_intervals(predicted & ~truth, fps), targets_to_intervals(~predicted & truth, fps))
+
+    def metrics(self) -> Counts | None:
+        predicted = self.predicted_targets()
+        return None if predicted is None else count_errors(predicted, self.truth_targets())
+
+    # ---- saving -------------------------------------------------------------------------------
+    def default_label_path(self) -> Path | None:
+        if self.label_path is not None:
+            return self.label_path
+        return None if self.audio_path is None else self.audio_path.with_suffix(".lab")
+
+    def annotation_text(self, path: Path) -> str:
+        if label_format_of(path) == "lab":
+            return format_lab(self.annotations, duration_s=self.duration_s)
+        return format_audacity(self.annotations)
+
+    def save(self, path: Path | None = None) -> Path:
+        """Atomically write the annotations (.lab or Audacity .txt); marks the document clean."""
+        path = Path(path) if path is not None else self.default_label_path()
+        atomic_write_text(path, self.annotation_text(path))
+        self.label_path = path
+        self.undo_stack.setClean()
+        self.autosave_path().unlink(missing_ok=True)
+        return path
+
+    def autosave_path(self) -> Path:
+        base = self.default_label_path() or Path("untitled.lab")
+        return base.with_name(base.name + AUTOSAVE_SUFFIX)
+
+    def autosave(self) -> Path | None:
+        """Write unsaved edits to a side file (Jamendo .lab text) for recovery after a crash."""
+        if not self.is_open or not self.is_dirty:
+            return None
+        path = self.autosave_path()
+        atomic_write_text(path, format_lab(self.annotations, duration_s=self.duration_s))
+        return path
+
+    def recover_autosave(self) -> bool:
+        """Load the side file's annotations as an undoable edit (the file stays dirty)."""
+        path = self.autosave_path()
+        if not path.is_file():
+            return False
+        intervals = voiced_intervals(read_segments(path), label_format="lab", duration_s=self.duration_s,
+                                     source=str(path))
+        self.set_annotations(intervals, "Recover autosaved annotations")
+        return True

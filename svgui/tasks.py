@@ -1,0 +1,37 @@
+"""Long work the GUI runs in worker threads: plain engine calls, no Qt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.audio import load_audio
+from engine.checkpoint import VoiceModel
+from engine.config import FeatureConfig
+from engine.features import frame_count, log_mel_spectrogram
+from engine.errors import AudioLoadError
+from engine.predict import predict_samples
+
+
+@dataclass(frozen=True)
+class DecodedAudio:
+    path: Path
+    samples: np.ndarray   # float32 mono at the feature sample rate
+    log_mel: np.ndarray   # [frames, n_mels], natural log of mel magnitudes
+
+
+def decode_and_analyse(path: Path, features: FeatureConfig = FeatureConfig()) -> DecodedAudio:
+    """Decode a file and compute the mel spectrogram the network sees."""
+    samples = load_audio(path, sample_rate=features.sample_rate)
+    if frame_count(len(samples), features) == 0:
+        raise AudioLoadError(path, f"too short to analyse ({len(samples)} samples, "
+                                   f"less than one {features.frame_length}-sample frame)")
+    log_mel = log_mel_spectrogram(samples, features).numpy()
+    return DecodedAudio(Path(path), samples, log_mel)
+
+
+def predict_audio(model: VoiceModel, samples: np.ndarray, *, pitch_factors=(1.0,)) -> np.ndarray:
+    """Per-frame voice probabilities of decoded samples (fully convolutional)."""
+    return predict_samples(model, samples, pitch_factors=pitch_factors)

@@ -19,6 +19,7 @@ from engine.features import linear_to_mel, log_compress
 from engine.normalize import compute_normalization
 from engine.preview import cut_excerpt, preview_excerpt
 from tests.synth import random_voiced, write_song
+from tests.cli_helpers import assert_one_line_error
 
 SMALL = ModelConfig(conv_channels=(8, 8, 16, 8), dense_units=(32, 16))
 FEATURES = FeatureConfig()
@@ -31,15 +32,6 @@ def run_cli(argv):
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main([str(a) for a in argv])
     return code, out.getvalue(), err.getvalue()
-
-
-def assert_one_line_error(code, err, *needles):
-    assert code == 1
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ from engine.labels import format_audacity, format_lab
 from engine.predict import predict_file, predict_linear
 from engine.train import checkpoint_path_for
 from tests.synth import random_voiced, write_song
+from tests.cli_helpers import assert_one_line_error
 
 SMALL = ModelConfig(conv_channels=(8, 8, 16, 8), dense_units=(32, 16))
 SONG_S = 12.0
@@ -79,15 +80,6 @@ def model_path(trained):
 
 def error_lines(text):
     return [line for line in text.splitlines() if line.startswith("error:")]
-
-
-def assert_one_line_error(code, err, *needles):
-    assert code == 1
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
 
 
 # --- train and info ---------------------------------------------------------------------------

@@ -181,6 +181,8 @@ class Player(QObject):
         self._range = None
         if self._media is None or self._source is None:
             return
+        if start_s is None and self.duration_s() and self.position_s() >= self.duration_s() - END_TOLERANCE_S:
+            start_s = 0.0  # at the end: start over, as Sonic Visualiser does
         if start_s is not None:
             self.seek(start_s)
         self._start()

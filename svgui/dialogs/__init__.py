@@ -1,0 +1,1 @@
+"""Dialogs of the svgui window: export, shortcut reference, messages (errors and questions)."""

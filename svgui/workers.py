@@ -11,10 +11,26 @@ from __future__ import annotations
 import inspect
 import threading
 import traceback
+import weakref
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+
+
+_THREADS: "weakref.WeakSet[QThread]" = weakref.WeakSet()
+
+
+def running_threads() -> list[QThread]:
+    """Every QThread this module started that is still running (tests check none is left)."""
+    alive = []
+    for thread in list(_THREADS):
+        try:
+            if thread.isRunning():
+                alive.append(thread)
+        except RuntimeError:  # its C++ object is gone
+            continue
+    return alive
 
 
 class Worker(QObject):
@@ -91,10 +107,13 @@ class WorkerRegistry(QObject):
 
     def start(self, worker: Worker) -> Worker:
         thread = QThread()
+        _THREADS.add(thread)
         worker.moveToThread(thread)
         worker.thread = thread
         thread.started.connect(worker.run)
-        worker.done.connect(thread.quit)
+        # Direct: quit from the worker's own thread, so that a GUI thread blocked in wait()
+        # (closing the app) does not have to run a queued quit() first.
+        worker.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
         thread.finished.connect(lambda w=worker: self._forget(w))
         self._workers.append(worker)
         thread.start()

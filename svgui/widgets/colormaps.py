@@ -21,7 +21,7 @@ FALSE_NEGATIVE_COLOR = "#56B4E9"  # sky blue (drawn hatched, so it differs by mo
 HIGHLIGHT_COLOR = "#F0E442"       # yellow: the selected region
 CURSOR_COLOR = "#FFFFFF"
 SELECTION_COLOR = "#BBBBBB"
-LANE_BACKGROUND_COLOR = "#262626"  # the predicted/error lanes above the spectrogram
+LANE_BACKGROUND_COLOR = "#e4e4e4"  # the predicted/error lanes above the spectrogram
 
 LEFT_AXIS_WIDTH_PX = 58   # every view's left axis, so the plots' left edges align
 RIGHT_GUTTER_PX = 78      # the colour bar's width; the other views leave the same gap

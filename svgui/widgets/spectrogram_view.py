@@ -109,14 +109,17 @@ class SpectrogramView(QWidget):
         self.canvas.addItem(self.colorbar, 0, 1)
 
         top = self._n_mels
-        self._lane_predicted = (top + 1.0, top + 1.0 + LANE_HEIGHT)
-        self._lane_errors = (top + 2.0 + LANE_HEIGHT, top + 2.0 + 2 * LANE_HEIGHT)
-        self._y_top = top + 2.5 + 2 * LANE_HEIGHT
+        self._lane_truth = (top + 1.0, top + 1.0 + LANE_HEIGHT)
+        self._lane_predicted = (top + 2.0 + LANE_HEIGHT, top + 2.0 + 2 * LANE_HEIGHT)
+        self._lane_errors = (top + 3.0 + 2 * LANE_HEIGHT, top + 3.0 + 3 * LANE_HEIGHT)
+        self._y_top = top + 3.5 + 3 * LANE_HEIGHT
         # truth regions cover the image only, leaving the lanes above it clear for comparison
         self._truth = RegionLayer(self.plot, TRUTH_COLOR, z_value=10, span=(0.0, top / self._y_top), parent=self)
         self._truth.regionEdited.connect(self._on_region_edited)
         self._lane_backgrounds = [IntervalBand(LANE_BACKGROUND_COLOR, *lane)
-                                  for lane in (self._lane_predicted, self._lane_errors)]
+                                  for lane in (self._lane_truth, self._lane_predicted, self._lane_errors)]
+        # a compact truth lane beside the predicted one: the two compare at a glance
+        self._truth_lane = IntervalBand(TRUTH_COLOR, *self._lane_truth)
         self._predicted = IntervalBand(PREDICTED_COLOR, *self._lane_predicted)
         self._false_positives = IntervalBand(FALSE_POSITIVE_COLOR, *self._lane_errors)
         self._false_negatives = IntervalBand(FALSE_NEGATIVE_COLOR, *self._lane_errors, pattern=Qt.BDiagPattern)
@@ -125,7 +128,8 @@ class SpectrogramView(QWidget):
         self._draw_preview = pg.LinearRegionItem(brush=with_alpha(TRUTH_COLOR, 90), movable=False,
                                                  pen=pg.mkPen(TRUTH_COLOR, width=2, style=Qt.DashLine))
         self._cursor = pg.InfiniteLine(0.0, angle=90, movable=False, pen=pg.mkPen(CURSOR_COLOR, width=2))
-        for item, z in ((self._lane_backgrounds[0], -50), (self._lane_backgrounds[1], -50), (self._selection_item, 15),
+        for item, z in ((self._lane_backgrounds[0], -50), (self._lane_backgrounds[1], -50),
+                        (self._lane_backgrounds[2], -50), (self._truth_lane, 20), (self._selection_item, 15),
                         (self._predicted, 20), (self._false_positives, 20), (self._false_negatives, 21),
                         (self._draw_preview, 30), (self._cursor, 40)):
             item.setZValue(z)
@@ -173,6 +177,7 @@ class SpectrogramView(QWidget):
         self._layer_visible[layer] = bool(visible)
         if layer == "truth":
             self._truth.set_visible(visible)
+            self._truth_lane.setVisible(visible)
         elif layer == "predicted":
             self._predicted.setVisible(visible)
         elif layer == "errors":
@@ -360,6 +365,7 @@ class SpectrogramView(QWidget):
     def _on_annotations_changed(self) -> None:
         annotations = self._document.annotations
         self._truth.set_intervals(annotations)
+        self._truth_lane.set_intervals(annotations)
         kept = self._selected_interval
         self.select_region(annotations.index(kept) if kept in annotations else None)
         self._update_errors()
@@ -407,5 +413,6 @@ class SpectrogramView(QWidget):
 
         major = [(row_of(hz), text) for hz, text in HZ_TICKS if 0.5 <= row_of(hz) <= self._n_mels - 0.5]
         minor = [(row_of(hz), "") for hz in HZ_MINOR_TICKS if 0.5 <= row_of(hz) <= self._n_mels - 0.5]
-        lanes = [(sum(self._lane_predicted) / 2, "pred"), (sum(self._lane_errors) / 2, "errors")]
+        lanes = [(sum(self._lane_truth) / 2, "truth"), (sum(self._lane_predicted) / 2, "model"),
+                 (sum(self._lane_errors) / 2, "errors")]
         self.plot.getAxis("left").setTicks([major + lanes, minor])

@@ -2,13 +2,12 @@
 
 "QThread: Destroyed while thread is still running" is the classic crash of Qt apps, so every
 svgui test fails if it leaves behind a running QThread, a busy QThreadPool or a new Python thread.
-QThreads are found through the garbage collector because ``threading.enumerate`` does not list
-threads started by Qt.
+QThreads are found through the registry of svgui.workers (``threading.enumerate`` does not list
+threads started by Qt).
 """
 
 from __future__ import annotations
 
-import gc
 import threading
 import time
 
@@ -22,16 +21,10 @@ GRACE_S = 2.0  # threads told to stop inside the test may take a moment to finis
 
 
 def _running_qthreads() -> list[QThread]:
-    main = QCoreApplication.instance().thread() if QCoreApplication.instance() else None
-    found = []
-    for obj in gc.get_objects():
-        try:
-            # type() rather than isinstance: some lazy modules warn when their __class__ is read
-            if issubclass(type(obj), QThread) and obj is not main and obj.isRunning():
-                found.append(obj)
-        except RuntimeError:  # the C++ object is already deleted
-            continue
-    return found
+    # svgui.workers is the one place that makes threads, and it keeps a registry of them
+    # (scanning gc.get_objects() for QThreads would cost a second per test with torch loaded).
+    from svgui.workers import running_threads
+    return running_threads()
 
 
 def _leftovers(python_threads_before: set[int]) -> list[str]:

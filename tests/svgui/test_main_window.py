@@ -1,0 +1,190 @@
+"""The main window end to end: open the demo, layers, editing with undo, save, autosave,
+threshold, export, bad input, closing while work runs, shortcuts, --screenshot."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.checkpoint import VoiceModel, save_model
+from engine.config import ModelConfig
+from engine.labels import read_voiced_intervals
+from engine.resources import resource_dir
+from svgui.dialogs import messages
+from svgui.dialogs.export_dialog import export_document_predictions
+from svgui.main_window import MainWindow
+from tests.synth import write_song
+
+DEMO = "jamendolyrics_Fantasma_-_Los_Rombos_5-35s"
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("SVGUI_SETTINGS_DIR", str(tmp_path / "settings"))
+    monkeypatch.setenv("SVGUI_NO_AUDIO", "1")
+    monkeypatch.setattr(messages, "NO_MODAL", True)
+    monkeypatch.setattr(messages, "recorded", [])
+    monkeypatch.setattr(messages, "answers", {"save_changes": messages.DISCARD, "recover_autosave": False})
+    return tmp_path
+
+
+@pytest.fixture
+def demo(env):
+    """A writable copy of the demo song and its labels."""
+    folder = env / "demo"
+    folder.mkdir()
+    for suffix in (".flac", ".lab"):
+        shutil.copy(resource_dir() / "demo" / f"{DEMO}{suffix}", folder / f"{DEMO}{suffix}")
+    return folder / f"{DEMO}.flac"
+
+
+@pytest.fixture
+def model_path(env):
+    model = VoiceModel.create(model_config=ModelConfig(conv_channels=(8, 8, 16, 8), dense_units=(32, 16)), seed=1)
+    model.threshold = 0.5
+    model.metadata = {"name": "tiny test model"}
+    return save_model(env / "tiny.safetensors", model)
+
+
+@pytest.fixture
+def window(qtbot, env, model_path):
+    win = MainWindow(model_path=model_path)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.document.undo_stack.setClean()
+    win.workers.stop_all()
+
+
+def open_and_wait(qtbot, window, path):
+    with qtbot.waitSignals([window.fileShown, window.predictionsShown], timeout=TIMEOUT_MS):
+        window.open_file(path)
+
+
+def test_opening_the_demo_shows_spectrogram_labels_and_predictions(qtbot, window, demo):
+    open_and_wait(qtbot, window, demo)
+    doc = window.document
+    assert doc.log_mel.shape[1] == 80 and doc.duration_s == pytest.approx(30.0, abs=0.05)
+    assert doc.annotations == read_voiced_intervals(demo.with_suffix(".lab"))
+    assert len(doc.annotations) == 3
+    assert doc.probabilities is not None and len(doc.probabilities) == doc.n_frames
+    assert doc.model_name == "tiny test model"
+    for layer in window.spectrogram.LAYERS:
+        assert window.spectrogram.is_layer_visible(layer)
+    window.acts["layer_errors"].trigger()
+    assert not window.spectrogram.is_layer_visible("errors")
+    assert window.metrics.state == "scored"
+    assert DEMO in window.windowTitle()
+
+
+def test_edit_undo_save_reload_round_trip(qtbot, window, demo):
+    open_and_wait(qtbot, window, demo)
+    doc = window.document
+    before = list(doc.annotations)
+    window.spectrogram.draw_region(1.0, 2.0)
+    assert len(doc.annotations) == 4 and window.isWindowModified()
+    window.acts["undo"].trigger()
+    assert doc.annotations == before
+    window.acts["redo"].trigger()
+    window.spectrogram.drag_region(0, 1.5, 2.5)
+    assert doc.annotations[0] == pytest.approx((1.5, 2.5), abs=1 / 70)
+    window.acts["save"].trigger()
+    assert not window.isWindowModified()
+    saved = demo.with_suffix(".lab").read_bytes()
+    assert read_voiced_intervals(demo.with_suffix(".lab")) == doc.annotations
+    open_and_wait(qtbot, window, demo)
+    doc.save()
+    assert demo.with_suffix(".lab").read_bytes() == saved
+
+
+def test_autosave_and_recovery_after_a_crash(qtbot, window, demo, model_path):
+    open_and_wait(qtbot, window, demo)
+    window.spectrogram.draw_region(1.0, 2.0)
+    edited = list(window.document.annotations)
+    window._autosave()
+    side = window.document.autosave_path()
+    assert side.is_file()
+    window.document.undo_stack.setClean()  # simulate the crash: the edits were never saved
+    messages.answers["recover_autosave"] = True
+    second = MainWindow(model_path=model_path)
+    qtbot.addWidget(second)
+    open_and_wait(qtbot, second, demo)
+    assert second.document.annotations == edited and second.document.is_dirty
+    second.document.undo_stack.setClean()
+    second.workers.stop_all()
+
+
+def test_threshold_drag_changes_predicted_regions_and_accept_predictions(qtbot, window, demo):
+    open_and_wait(qtbot, window, demo)
+    doc = window.document
+    smoothed = doc.smoothed
+    window.probability.threshold_line.setValue(float(np.quantile(smoothed, 0.2)))
+    low = sum(b - a for a, b in doc.predicted_intervals())
+    window.probability.threshold_line.setValue(float(np.quantile(smoothed, 0.8)))
+    high = sum(b - a for a, b in doc.predicted_intervals())
+    assert doc.threshold == pytest.approx(float(np.quantile(smoothed, 0.8)))
+    assert high < low
+    window.acts["accept"].trigger()
+    assert doc.annotations == doc.predicted_intervals()
+
+
+def test_export_files_parse_back(qtbot, window, demo, tmp_path):
+    open_and_wait(qtbot, window, demo)
+    out = export_document_predictions(window.document, tmp_path / "pred.txt", "audacity")
+    assert read_voiced_intervals(out) == pytest.approx(window.document.predicted_intervals())
+
+
+def test_bad_files_show_a_message_and_leave_the_app_usable(qtbot, window, demo, env):
+    corrupt = env / "broken.wav"
+    corrupt.write_bytes(b"RIFF\x00\x00garbage" * 10)
+    window.open_file(corrupt)
+    qtbot.waitUntil(lambda: bool(messages.recorded), timeout=TIMEOUT_MS)
+    assert "broken.wav" in messages.recorded[-1].text and "Traceback" not in messages.recorded[-1].text
+    bad_labels = env / "bad.lab"
+    write_song(env / "bad.flac", 4.0, [(1.0, 2.0)])
+    bad_labels.write_text("0.0 1.0 sing\nnot a line\n")
+    with qtbot.waitSignal(window.fileShown, timeout=TIMEOUT_MS):
+        window.open_file(env / "bad.flac")
+    assert any("line 2" in m.text for m in messages.recorded)
+    open_and_wait(qtbot, window, demo)  # still usable
+    assert len(window.document.annotations) == 3
+
+
+def test_closing_while_a_worker_runs_stops_the_thread(qtbot, env, model_path):
+    long_song = write_song(env / "long.flac", 120.0, [(10.0, 50.0)], label_suffix=None)
+    win = MainWindow(model_path=model_path)
+    qtbot.addWidget(win)
+    win.show()
+    win.open_file(long_song)
+    assert win.workers.active
+    win.close()
+    assert not win.workers.active
+
+
+def test_shortcuts_of_the_ux_guide_are_on_menu_actions(qtbot, window):
+    expected = {"play": "Space", "play_selection": "S", "loop": "L", "start": "Home", "end": "End",
+                "scroll_left": "Left", "scroll_right": "Right", "zoom_in": "Up", "zoom_out": "Down", "fit": "F",
+                "zoom_selection": "Ctrl+E", "tool_navigate": "1", "tool_select": "2", "tool_draw": "3",
+                "tool_erase": "4", "add_region": "Ctrl+B", "delete": "Del", "import_labels": "Ctrl+L",
+                "export": "Ctrl+Shift+E", "layer_truth": "Alt+1"}
+    for name, key in expected.items():
+        shortcuts = [s.toString() for s in window.acts[name].shortcuts()]
+        assert key in shortcuts, (name, shortcuts)
+    assert not window.acts["play"].isEnabled() and window.acts["play"].toolTip()  # no audio device
+    window.acts["tool_draw"].trigger()
+    assert window.spectrogram.tool() == "draw"
+
+
+def test_screenshot_mode_writes_a_picture_and_exits(env, demo, model_path):
+    out = env / "shot.png"
+    run_env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "SVGUI_SETTINGS_DIR": str(env / "s2")}
+    result = subprocess.run([sys.executable, "-m", "svgui.app", "--screenshot", str(out), "--model",
+                             str(model_path), "--size", "900x600", str(demo)],
+                            capture_output=True, text=True, timeout=120, env=run_env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000

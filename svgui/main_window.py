@@ -72,6 +72,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self.autosave_timer = QTimer(self, interval=AUTOSAVE_INTERVAL_MS, timeout=self._autosave)
         self.autosave_timer.start()
+        self.setAcceptDrops(True)
         self.resize(1280, 800)
         prefs.restore_window_state(self.settings, self)
         self.spectrogram.set_colormap(prefs.colormap(self.settings))
@@ -395,6 +396,29 @@ class MainWindow(QMainWindow):
         name = self.document.audio_path.name if self.document.audio_path else "no file"
         self.setWindowTitle(f"{name}[*] — svgui")
         self.setWindowModified(self.document.is_dirty)
+
+    # ---- drag and drop: audio files open, label files import onto the open file ---------------
+    def dragEnterEvent(self, event) -> None:
+        if any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
+        self.open_paths(paths)
+        event.acceptProposedAction()
+
+    def open_paths(self, paths: list[Path]) -> None:
+        """Folders go to the file panel, the first audio file opens, a label file is imported."""
+        from engine.audio import is_audio_path
+        for path in paths:
+            if path.is_dir():
+                self.open_folder(path)
+        audio = [p for p in paths if p.is_file() and is_audio_path(p)]
+        labels = [p for p in paths if p.suffix.lower() in (".lab", ".txt")]
+        if audio:
+            self.open_file(audio[0])
+        elif labels and self.document.is_open:
+            self._load_labels(labels[0])
 
     # ---- closing ------------------------------------------------------------------------------
     def closeEvent(self, event) -> None:

@@ -19,6 +19,7 @@ PREDICTED_COLOR = "#E69F00"       # orange
 FALSE_POSITIVE_COLOR = "#D55E00"  # vermillion
 FALSE_NEGATIVE_COLOR = "#56B4E9"  # sky blue (drawn hatched, so it differs by more than hue)
 HIGHLIGHT_COLOR = "#F0E442"       # yellow: the selected region
+THRESHOLD_COLOR = "#333333"       # dark grey: the threshold line on the white probability plot
 CURSOR_COLOR = "#FFFFFF"
 SELECTION_COLOR = "#BBBBBB"
 LANE_BACKGROUND_COLOR = "#e4e4e4"  # the predicted/error lanes above the spectrogram

@@ -12,7 +12,7 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from svgui.document import Document
-from svgui.widgets.colormaps import (CURSOR_COLOR, HIGHLIGHT_COLOR, LEFT_AXIS_WIDTH_PX, PREDICTED_COLOR, TRUTH_COLOR,
+from svgui.widgets.colormaps import (LEFT_AXIS_WIDTH_PX, PREDICTED_COLOR, THRESHOLD_COLOR, TRUTH_COLOR,
                                      TimeAxisItem, add_right_gutter, with_alpha)
 from svgui.widgets.region_layer import IntervalBand
 
@@ -36,6 +36,7 @@ class ProbabilityView(QWidget):
         left.setWidth(LEFT_AXIS_WIDTH_PX)
         left.setTicks([[(0.0, "0"), (0.5, "0.5"), (1.0, "1")], [(0.25, ""), (0.75, "")]])
         self.plot.setLabel("left", "p(voice)")
+        self.plot.setLabel("bottom", "time")
         self.plot.showGrid(y=True, alpha=0.15)
         self.canvas.addItem(self.plot, 0, 0)
         add_right_gutter(self.canvas.ci)
@@ -55,16 +56,17 @@ class ProbabilityView(QWidget):
 
         self.threshold_line = pg.InfiniteLine(
             document.threshold, angle=0, movable=True, bounds=(0.0, 1.0),
-            pen=pg.mkPen(HIGHLIGHT_COLOR, width=1.5, style=pg.QtCore.Qt.DashLine),
-            hoverPen=pg.mkPen(HIGHLIGHT_COLOR, width=3),
+            pen=pg.mkPen(THRESHOLD_COLOR, width=1.5, style=pg.QtCore.Qt.DashLine),
+            hoverPen=pg.mkPen(THRESHOLD_COLOR, width=3),
             label="threshold {value:.2f}",
-            labelOpts={"position": 0.98, "color": HIGHLIGHT_COLOR, "fill": with_alpha("#000000", 160),
+            labelOpts={"position": 0.98, "color": "#FFFFFF", "fill": with_alpha(THRESHOLD_COLOR, 200),
                        "anchors": [(1, 1), (1, 1)]})
         self.threshold_line.setToolTip("Decision threshold: drag to change the predicted regions")
         self.threshold_line.setZValue(20)
         self.plot.addItem(self.threshold_line, ignoreBounds=True)
         self.threshold_line.sigPositionChanged.connect(self._on_line_moved)
-        self._cursor = pg.InfiniteLine(0.0, angle=90, movable=False, pen=pg.mkPen(CURSOR_COLOR, width=1))
+        # the spectrogram's white cursor would vanish on this white plot
+        self._cursor = pg.InfiniteLine(0.0, angle=90, movable=False, pen=pg.mkPen(THRESHOLD_COLOR, width=1))
         self._cursor.setZValue(30)
         self.plot.addItem(self._cursor, ignoreBounds=True)
 

@@ -188,3 +188,12 @@ def test_screenshot_mode_writes_a_picture_and_exits(env, demo, model_path):
                             capture_output=True, text=True, timeout=120, env=run_env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
+
+
+def test_dropping_files_opens_audio_and_imports_labels(qtbot, window, demo, env):
+    with qtbot.waitSignals([window.fileShown, window.predictionsShown], timeout=TIMEOUT_MS):
+        window.open_paths([demo])
+    other = env / "other.txt"
+    other.write_text("1.000000\t2.000000\tsing\n")
+    window.open_paths([other])
+    assert window.document.annotations == [(1.0, 2.0)]

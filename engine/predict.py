@@ -9,7 +9,7 @@ so memory stays bounded however long the file is.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,11 +52,11 @@ def standardized_log_mel(model: VoiceModel, linear: torch.Tensor,
     return model.normalization.apply(log_compress(linear_to_mel(scaled, cfg), cfg))
 
 
-def predict_linear_source(model: VoiceModel, n_frames: int, read_linear: LinearSource, *,
-                          pitch_factors: Sequence[float] = (1.0,),
-                          chunk_frames: int = PredictConfig().chunk_frames,
-                          excerptwise: bool = False) -> np.ndarray:
-    """Probabilities ``[n_frames]`` (mean over ``pitch_factors``) from a chunked spectrogram reader."""
+def iter_predictions(model: VoiceModel, n_frames: int, read_linear: LinearSource, *,
+                     pitch_factors: Sequence[float] = (1.0,),
+                     chunk_frames: int = PredictConfig().chunk_frames,
+                     excerptwise: bool = False) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Yield ``(first, stop, probabilities[first:stop])`` chunk by chunk (a caller may stop early)."""
     network = model.network
     network.eval()
     if not network.conv2.weight.is_contiguous(memory_format=torch.channels_last):
@@ -64,17 +64,24 @@ def predict_linear_source(model: VoiceModel, n_frames: int, read_linear: LinearS
     device = model.device
     context = model.model_config.context_frames
     silence = torch.as_tensor(model.normalization.silence(model.features), device=device)
-    out = np.empty(n_frames, dtype=np.float32)
-    with torch.inference_mode():
-        for first in range(0, n_frames, chunk_frames):
-            stop = min(first + chunk_frames, n_frames)
-            lo, hi = max(0, first - context), min(n_frames, stop + context)
+    for first in range(0, n_frames, chunk_frames):
+        stop = min(first + chunk_frames, n_frames)
+        lo, hi = max(0, first - context), min(n_frames, stop + context)
+        with torch.inference_mode():
             feats = standardized_log_mel(model, read_linear(lo, hi).to(device), pitch_factors)
             left = silence.expand(feats.shape[0], context - (first - lo), -1)
             right = silence.expand(feats.shape[0], context - (hi - stop), -1)
             padded = torch.cat([left, feats, right], dim=1).unsqueeze(1)
             logits = excerpt_logits(network, padded) if excerptwise else fcn_logits(network, padded)
-            out[first:stop] = torch.sigmoid(logits).mean(0).float().cpu().numpy()
+            chunk = torch.sigmoid(logits).mean(0).float().cpu().numpy()
+        yield first, stop, chunk
+
+
+def predict_linear_source(model: VoiceModel, n_frames: int, read_linear: LinearSource, **kwargs) -> np.ndarray:
+    """Probabilities ``[n_frames]`` (mean over ``pitch_factors``) from a chunked spectrogram reader."""
+    out = np.empty(n_frames, dtype=np.float32)
+    for first, stop, chunk in iter_predictions(model, n_frames, read_linear, **kwargs):
+        out[first:stop] = chunk
     return out
 
 
@@ -87,8 +94,8 @@ def predict_linear(model: VoiceModel, linear: np.ndarray | torch.Tensor, **kwarg
     return predict_linear_source(model, len(linear), read, **kwargs)
 
 
-def predict_samples(model: VoiceModel, samples: np.ndarray, **kwargs) -> np.ndarray:
-    """Probabilities for a mono signal at the model's sample rate; the STFT runs chunk by chunk."""
+def samples_reader(model: VoiceModel, samples: np.ndarray) -> tuple[int, LinearSource]:
+    """Frame count and a chunk reader that runs the STFT of a mono signal chunk by chunk."""
     cfg = model.features
     n_frames = frame_count(len(samples), cfg)
     if n_frames == 0:
@@ -99,6 +106,12 @@ def predict_samples(model: VoiceModel, samples: np.ndarray, **kwargs) -> np.ndar
     def read(lo: int, hi: int) -> torch.Tensor:
         segment = signal[lo * cfg.hop_length:(hi - 1) * cfg.hop_length + cfg.frame_length]
         return stft_magnitudes(segment.to(model.device), cfg)
+    return n_frames, read
+
+
+def predict_samples(model: VoiceModel, samples: np.ndarray, **kwargs) -> np.ndarray:
+    """Probabilities for a mono signal at the model's sample rate; the STFT runs chunk by chunk."""
+    n_frames, read = samples_reader(model, samples)
     return predict_linear_source(model, n_frames, read, **kwargs)
 
 

@@ -319,7 +319,9 @@ class MainWindow(QMainWindow):
         self.status_task.setText("predicting…")
         worker = Worker(predict_audio, self.model, self.document.samples, pitch_factors=factors)
         path = self.document.audio_path
-        worker.finished.connect(lambda probs, p=path: self._predicted(p, probs))
+        worker.progress.connect(lambda done: isinstance(done, float) and
+                                self.status_task.setText(f"predicting… {100 * done:.0f} %"))
+        worker.finished.connect(lambda result, p=path: self._predicted(p, result.probabilities))
         worker.failed.connect(lambda exc: self._task_failed("Prediction failed", exc))
         self._predicting = self.workers.start(worker)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from engine.checkpoint import VoiceModel
 from engine.config import FeatureConfig
 from engine.features import frame_count, log_mel_spectrogram
 from engine.errors import AudioLoadError
-from engine.predict import predict_samples
+from engine.predict import iter_predictions, samples_reader
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,19 @@ def decode_and_analyse(path: Path, features: FeatureConfig = FeatureConfig()) ->
     return DecodedAudio(Path(path), samples, log_mel)
 
 
-def predict_audio(model: VoiceModel, samples: np.ndarray, *, pitch_factors=(1.0,)) -> np.ndarray:
-    """Per-frame voice probabilities of decoded samples (fully convolutional)."""
-    return predict_samples(model, samples, pitch_factors=pitch_factors)
+@dataclass(frozen=True)
+class PredictionDone:
+    probabilities: np.ndarray  # [frames]
+
+
+def predict_audio(model: VoiceModel, samples: np.ndarray, *, pitch_factors=(1.0,)) -> Iterator[float | PredictionDone]:
+    """Per-frame voice probabilities, chunk by chunk: yields the fraction done, then the result.
+
+    A generator, so that the worker can cancel between chunks (closing the app mid-prediction).
+    """
+    n_frames, read = samples_reader(model, samples)
+    out = np.empty(n_frames, dtype=np.float32)
+    for first, stop, chunk in iter_predictions(model, n_frames, read, pitch_factors=pitch_factors):
+        out[first:stop] = chunk
+        yield stop / n_frames
+    yield PredictionDone(out)

@@ -21,6 +21,7 @@ from svgui.dialogs.shortcuts_dialog import ShortcutsDialog
 from svgui.document import Document
 from svgui.playback import Player
 from svgui.tasks import DecodedAudio, decode_and_analyse, predict_audio
+from svgui.widgets.augment_preview import AugmentPreviewPanel
 from svgui.widgets.file_panel import FilePanel
 from svgui.widgets.metrics_panel import MetricsPanel
 from svgui.widgets.probability_view import ProbabilityView
@@ -62,6 +63,11 @@ class MainWindow(QMainWindow):
         self.metrics = MetricsPanel(self.document)
         self._dock(self.files, "Files", Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock(self.metrics, "Metrics", Qt.DockWidgetArea.RightDockWidgetArea)
+        self.augment_preview = AugmentPreviewPanel(self.document, workers=self.workers, model=lambda: self.model,
+                                                   colormap=prefs.colormap(self.settings))
+        self.augment_dock = self._dock(self.augment_preview, "Augmentation preview",
+                                       Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.augment_dock.hide()
         self.status_position = QLabel()
         self.status_task = QLabel()
         self.statusBar().addWidget(self.status_position, 1)
@@ -130,6 +136,11 @@ class MainWindow(QMainWindow):
             a(m, f"layer_{layer}", f"Show {text}", lambda on, l=layer: self.spectrogram.set_layer_visible(l, on),
               f"Alt+{i}", checkable=True, checked=True)
         a(m, "layer_curve", "Show Probability Curve", self.probability.setVisible, "Alt+5", checkable=True, checked=True)
+        preview = self.augment_dock.toggleViewAction()
+        preview.setShortcut(QKeySequence("Ctrl+Shift+P"))
+        m.addAction(preview)
+        self.addAction(preview)
+        self.acts.actions["augment_preview"], self.acts.menu_of["augment_preview"] = preview, "View"
         cmaps = m.addMenu("&Colour Map")
         group = QActionGroup(self)
         for name in COLORMAPS:
@@ -171,6 +182,7 @@ class MainWindow(QMainWindow):
         d.loaded.connect(self._update_title)
         self.spectrogram.hovered.connect(self._show_position)
         self.spectrogram.timeClicked.connect(self._go_to)
+        self.spectrogram.timeClicked.connect(self.augment_preview.set_time)
         self.spectrogram.visibleRangeChanged.connect(self.waveform.set_visible_range)
         self.waveform.rangeRequested.connect(self.spectrogram.zoom_to)
         self.files.fileActivated.connect(self.open_file)
@@ -378,6 +390,7 @@ class MainWindow(QMainWindow):
 
     def _set_colormap(self, name: str) -> None:
         self.spectrogram.set_colormap(name)
+        self.augment_preview.set_colormap(name)
         prefs.set_colormap(self.settings, name)
 
     def _show_position(self, time_s: float, freq_hz: float) -> None:

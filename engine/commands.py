@@ -10,16 +10,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from engine.audio import is_audio_path
+from engine.batch_predict import BatchDone, evaluation_tracks, export_info, find_audio_files, predict_files
 from engine.cache import SpectrogramCache
-from engine.checkpoint import file_sha256, load_model
+from engine.checkpoint import load_model
 from engine.config import AugmentConfig, EvalConfig, PredictConfig, TrainConfig
-from engine.datasets import is_jamendo_layout, load_jamendo, load_tracks, resolve_dataset, resolve_training_data
+from engine.datasets import load_tracks, resolve_training_data
 from engine.devices import describe_device, pick_device
 from engine.errors import EngineError
-from engine.evaluate import evaluate, find_best_threshold, predicted_intervals
-from engine.export import ExportInfo, manifest_entry, output_path, write_manifest, write_prediction
-from engine.predict import predict_file, predict_linear
+from engine.evaluate import evaluate, find_best_threshold
+from engine.predict import predict_linear
 
 
 def _load_with_bar(tracks, features, cache: SpectrogramCache, what: str):
@@ -93,71 +92,32 @@ def train_command(args) -> int:
     return 0
 
 
-def _expand_inputs(paths: list[Path]) -> list[Path]:
-    files = []
-    for path in paths:
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and is_audio_path(p)
-                           and not p.name.startswith("."))
-            if not found:
-                print(f"warning: no audio files in {path}", file=sys.stderr)
-            files.extend(found)
-        else:
-            files.append(path)
-    return files
-
-
-def _unique_output(out_dir: Path, source: Path, fmt: str, used: set[Path]) -> Path:
-    """One output per input, named after it; same-named inputs from different folders get -2, -3."""
-    target = output_path(out_dir, source, fmt)
-    n = 2
-    while target in used:
-        target = output_path(out_dir, source.with_name(f"{source.stem}-{n}{source.suffix}"), fmt)
-        n += 1
-    used.add(target)
-    return target
-
-
 def predict_command(args, model_path: Path) -> int:
     model = load_model(model_path, device=pick_device(args.device))
     threshold = model.threshold if args.threshold is None else args.threshold
     if not 0.0 <= threshold <= 1.0:
         raise EngineError(f"--threshold must be in [0, 1], got {threshold}")
-    files = _expand_inputs(args.paths)
+    files, empty = find_audio_files(args.paths)
+    for folder in empty:
+        print(f"warning: no audio files in {folder}", file=sys.stderr)
     if not files:
         raise EngineError("no audio files to predict")
-    info = ExportInfo(model_name=model.name, threshold=threshold, tta=args.tta,
-                      frames_per_second=model.features.frames_per_second,
-                      median_frames=model.eval_config.median_frames, model_sha256=file_sha256(model_path))
-    entries, failures, used = [], 0, set()
-    for source in tqdm(files, desc="predicting", unit="file", file=sys.stderr, leave=False):
-        try:
-            prediction = predict_file(model, source, tta=args.tta, config=PredictConfig())
-            intervals = predicted_intervals(prediction.probabilities, threshold=threshold,
-                                            frames_per_second=prediction.frames_per_second,
-                                            median_frames=model.eval_config.median_frames)
-            target = _unique_output(args.out, source, args.format, used)
-            write_prediction(target, args.format, intervals=intervals, probabilities=prediction.probabilities,
-                             duration_s=prediction.duration_s, info=info, name=source.name)
-            voiced_s = sum(b - a for a, b in intervals)
-            entries.append(manifest_entry(source, target, duration_s=prediction.duration_s,
-                                          voiced_fraction=voiced_s / max(prediction.duration_s, 1e-9)))
-            tqdm.write(f"{source} -> {target} ({100 * voiced_s / max(prediction.duration_s, 1e-9):.0f} % voice)",
-                       file=sys.stderr)
-        except EngineError as exc:
-            failures += 1
-            entries.append(manifest_entry(source, error=str(exc)))
-            tqdm.write(f"error: {exc}", file=sys.stderr)
-    write_manifest(args.out, info=info, fmt=args.format, entries=entries)
+    info = export_info(model, threshold=threshold, tta=args.tta)
+    failures = 0
+    with tqdm(total=len(files), desc="predicting", unit="file", file=sys.stderr, leave=False) as bar:
+        for outcome in predict_files(model, files, fmt=args.format, out_dir=args.out, info=info):
+            if isinstance(outcome, BatchDone):
+                break
+            bar.update(1)
+            if outcome.ok:
+                tqdm.write(f"{outcome.source} -> {outcome.output} ({100 * outcome.voiced_fraction:.0f} % voice)",
+                           file=sys.stderr)
+            else:
+                failures += 1
+                tqdm.write(f"error: {outcome.error}", file=sys.stderr)
     done = len(files) - failures
     print(f"{done} of {len(files)} file(s) predicted into {args.out}" + (f"; {failures} failed" if failures else ""))
     return 1 if failures else 0
-
-
-def _evaluation_tracks(path: Path) -> tuple[list, str]:
-    if is_jamendo_layout(path):
-        return load_jamendo(path).splits["test"], f"Jamendo test split at {path}"
-    return resolve_dataset(path), f"folder {path}"
 
 
 def evaluate_command(args, model_path: Path) -> int:
@@ -173,11 +133,10 @@ def evaluate_command(args, model_path: Path) -> int:
                  for d in tqdm(data, desc=f"predicting {what}", unit="file", leave=False, file=sys.stderr)]
         return data, probs
 
-    tracks, description = _evaluation_tracks(args.data)
+    tracks, description = evaluation_tracks(args.data)
     threshold, threshold_source = model.threshold, "model"
     if args.valid is not None:
-        valid_tracks, _ = _evaluation_tracks(args.valid) if not is_jamendo_layout(args.valid) else \
-            (load_jamendo(args.valid).splits["valid"], "")
+        valid_tracks, _ = evaluation_tracks(args.valid, split="valid")
         valid_data, valid_probs = probabilities_of(valid_tracks, "validation files")
         threshold, _ = find_best_threshold(valid_probs, [d.targets for d in valid_data], config=eval_config,
                                            frames_per_second=model.features.frames_per_second)

@@ -15,15 +15,19 @@ from engine.errors import EngineError
 from engine.resources import bundled_model_path
 from svgui import settings as prefs
 from svgui.actions import ActionBuilder
+from svgui.dialogs.batch_predict_dialog import BatchPredictDialog
+from svgui.dialogs.evaluate_dialog import EvaluateDialog
 from svgui.dialogs.export_dialog import ExportDialog
 from svgui.dialogs.messages import ask_recover_autosave, ask_save_changes, show_error
 from svgui.dialogs.shortcuts_dialog import ShortcutsDialog
+from svgui.dialogs.training_dialog import TrainingDialog, ask_stop_training
 from svgui.document import Document
 from svgui.playback import Player
 from svgui.tasks import DecodedAudio, decode_and_analyse, predict_audio
 from svgui.widgets.augment_preview import AugmentPreviewPanel
 from svgui.widgets.file_panel import FilePanel
 from svgui.widgets.metrics_panel import MetricsPanel
+from svgui.widgets.models_panel import ModelsDialog, add_user_model, known_models
 from svgui.widgets.probability_view import ProbabilityView
 from svgui.widgets.spectrogram_view import COLORMAPS, SpectrogramView
 from svgui.widgets.waveform_view import WaveformView
@@ -48,6 +52,10 @@ class MainWindow(QMainWindow):
         self.model: VoiceModel | None = None
         self._loading: Worker | None = None
         self._predicting: Worker | None = None
+        self.training_dialog: TrainingDialog | None = None  # non-modal tool windows, made on first use
+        self.batch_dialog: BatchPredictDialog | None = None
+        self.evaluate_dialog: EvaluateDialog | None = None
+        self.models_dialog: ModelsDialog | None = None
         self.player = Player(self)
 
         self.waveform = WaveformView(self.document)
@@ -172,6 +180,11 @@ class MainWindow(QMainWindow):
         a(m, "tta", "Test-Time &Augmentation", lambda on: self.predict(), checkable=True)
         a(m, "reset_threshold", "&Reset Threshold to the Model's",
           lambda: self.model and self.document.set_threshold(self.model.threshold))
+        m.addSeparator()
+        a(m, "train", "&Train…", lambda: self.show_training_dialog(), "Ctrl+T")
+        a(m, "predict_folders", "Predict &Folders…", lambda: self.show_batch_predict_dialog(), "Ctrl+Shift+R")
+        a(m, "evaluate", "&Evaluate on Labelled Folder…", lambda: self.show_evaluate_dialog())
+        a(m, "models", "&Models…", lambda: self.show_models_dialog(), "Ctrl+M")
         m = bar.addMenu("&Help")
         a(m, "shortcuts", "&Keyboard Shortcuts", self.show_shortcuts, S.HelpContents)
         self._refresh_recent()
@@ -186,6 +199,7 @@ class MainWindow(QMainWindow):
         self.spectrogram.visibleRangeChanged.connect(self.waveform.set_visible_range)
         self.waveform.rangeRequested.connect(self.spectrogram.zoom_to)
         self.files.fileActivated.connect(self.open_file)
+        self.augment_preview.settingsForTraining.connect(lambda config: self.show_training_dialog(augment=config))
         self.player.positionChanged.connect(self.spectrogram.set_cursor)
         self.player.error.connect(lambda text: self.statusBar().showMessage(text, 5000))
 
@@ -215,8 +229,11 @@ class MainWindow(QMainWindow):
         self.busyChanged.emit(True)
         worker = Worker(decode_and_analyse, path, self.document.features)
         worker.finished.connect(self._file_decoded)
-        worker.failed.connect(lambda exc: self._task_failed("Cannot open file", exc))
+        worker.failed.connect(self._open_failed)  # bound methods, not lambdas: Qt runs them in the GUI thread
         self._loading = self.workers.start(worker)
+
+    def _open_failed(self, exc: Exception) -> None:
+        self._task_failed("Cannot open file", exc)
 
     def _file_decoded(self, decoded: DecodedAudio) -> None:
         self._loading = None
@@ -317,6 +334,8 @@ class MainWindow(QMainWindow):
                 show_error(self, "Cannot load model", exc)
             return
         prefs.set_active_model_path(self.settings, path if path != bundled_model_path() else None)
+        if path != bundled_model_path():
+            add_user_model(self.settings, path)
         self.statusBar().showMessage(f"model: {self.model.name}", 5000)
         if self.document.is_open:
             self.predict()
@@ -331,11 +350,22 @@ class MainWindow(QMainWindow):
         self.status_task.setText("predicting…")
         worker = Worker(predict_audio, self.model, self.document.samples, pitch_factors=factors)
         path = self.document.audio_path
-        worker.progress.connect(lambda done: isinstance(done, float) and
-                                self.status_task.setText(f"predicting… {100 * done:.0f} %"))
-        worker.finished.connect(lambda result, p=path: self._predicted(p, result.probabilities))
-        worker.failed.connect(lambda exc: self._task_failed("Prediction failed", exc))
+        worker.audio_path = path
+        # Bound methods, not lambdas: a lambda connected to a worker's signal runs in the worker's thread.
+        worker.progress.connect(self._prediction_progress)
+        worker.finished.connect(self._prediction_finished)
+        worker.failed.connect(self._prediction_failed)
         self._predicting = self.workers.start(worker)
+
+    def _prediction_progress(self, done) -> None:
+        if isinstance(done, float):
+            self.status_task.setText(f"predicting… {100 * done:.0f} %")
+
+    def _prediction_finished(self, result) -> None:
+        self._predicted(self.sender().audio_path, result.probabilities)
+
+    def _prediction_failed(self, exc: Exception) -> None:
+        self._task_failed("Prediction failed", exc)
 
     def _predicted(self, path: Path, probabilities) -> None:
         self._predicting = None
@@ -351,6 +381,56 @@ class MainWindow(QMainWindow):
         self.status_task.setText("")
         self.busyChanged.emit(False)
         show_error(self, title, exc)
+
+    # ---- training, folder prediction, evaluation, models: non-modal windows, work in self.workers ----
+    def _active_model_path(self) -> Path | None:
+        return self.model.path if self.model is not None else None
+
+    def _show(self, dialog):
+        dialog.show()
+        dialog.raise_()
+        dialog.activateWindow()
+        return dialog
+
+    def show_training_dialog(self, augment=None) -> TrainingDialog:
+        if self.training_dialog is None:
+            dlg = self.training_dialog = TrainingDialog(
+                self, workers=self.workers, listed_files=self.files.files, preview_config=self.augment_preview.config,
+                settings=self.settings)
+            dlg.modelTrained.connect(lambda path: add_user_model(self.settings, path))
+            dlg.useModelRequested.connect(self._load_model)
+            self.status_training = QLabel()
+            self.statusBar().addPermanentWidget(self.status_training)
+            dlg.statusText.connect(self.status_training.setText)
+        if augment is not None:
+            self.training_dialog.set_augment(augment, source="preview")
+        return self._show(self.training_dialog)
+
+    def show_batch_predict_dialog(self) -> BatchPredictDialog:
+        if self.batch_dialog is None:
+            self.batch_dialog = BatchPredictDialog(self, workers=self.workers, model_path=self._active_model_path)
+            if self.files.folder is not None:
+                self.batch_dialog.add_input(self.files.folder)
+        self.batch_dialog.refresh_model()
+        return self._show(self.batch_dialog)
+
+    def show_evaluate_dialog(self) -> EvaluateDialog:
+        if self.evaluate_dialog is None:
+            self.evaluate_dialog = EvaluateDialog(self, workers=self.workers, active_path=self._active_model_path,
+                                                  models=lambda: known_models(self.settings))
+            self.evaluate_dialog.fileRequested.connect(self.open_file)
+            if self.files.folder is not None:
+                self.evaluate_dialog.set_folder(self.files.folder)
+        self.evaluate_dialog.refresh_models()
+        return self._show(self.evaluate_dialog)
+
+    def show_models_dialog(self) -> ModelsDialog:
+        if self.models_dialog is None:
+            self.models_dialog = ModelsDialog(self, settings=self.settings, workers=self.workers,
+                                              active_path=self._active_model_path, document=self.document)
+            self.models_dialog.activateRequested.connect(self._load_model)
+        self.models_dialog.refresh()
+        return self._show(self.models_dialog)
 
     # ---- editing, view and playback helpers ------------------------------------------------
     def _cursor_s(self) -> float:
@@ -437,11 +517,17 @@ class MainWindow(QMainWindow):
 
     # ---- closing ------------------------------------------------------------------------------
     def closeEvent(self, event) -> None:
+        training = self.training_dialog
+        training = training if training is not None and training.is_running else None
+        if training is not None and not ask_stop_training(self, training.progress_summary()):
+            event.ignore()
+            return
         if not self._confirm_discard():
             event.ignore()
             return
         self.player.stop()
-        self.workers.stop_all()
+        # Training stops between updates, and a validation in progress is not interrupted: wait for it.
+        self.workers.stop_all(timeout_ms=300_000 if training is not None else 10_000)
         prefs.save_window_state(self.settings, self)
         self.settings.sync()
         event.accept()

@@ -6,7 +6,8 @@ A 5 ms QTimer ticks in the GUI thread while the dialog trains (inside the main w
 open); the largest gap between two ticks is the longest stall. Speeds are updates per second over
 the training loop (after WARMUP updates), from the progress records' own clock, alternating direct
 runs (in the main thread as the command line does, and in a plain Python thread like the GUI's
-worker) with GUI runs; ratios of the medians are reported because other load moves all of them.
+worker) with GUI runs; each repeat's GUI speed is divided by its neighbouring direct runs' and the
+median ratio is reported, because the machine's speed drifts between runs.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def run_direct(data_root: Path, out: Path, config, model_config, *, in_thread: b
 def run_gui(app, window, data_root: Path, out: Path, config, model_config, *, tick: bool = True) -> dict:
     from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer
 
-    from engine.train import TrainProgress
+    from svgui.model_jobs import TrainingSteps
 
     dialog = window.show_training_dialog()
     deadline = time.perf_counter() + 1.0  # as a user would: the window is on screen before Start
@@ -97,10 +98,10 @@ def run_gui(app, window, data_root: Path, out: Path, config, model_config, *, ti
 
     class Recorder(QObject):  # a QObject in the GUI thread, so Qt queues the worker's records to it
         def on_progress(self, item):
-            if isinstance(item, TrainProgress):
-                if not item.finished:
-                    records.append((item.update, item.elapsed_s))
-                state["training"] = not item.finished
+            for record in item.records if isinstance(item, TrainingSteps) else ():
+                if not record.finished:
+                    records.append((record.update, record.elapsed_s))
+                state["training"] = not record.finished
     recorder = Recorder()
     registry, start = window.workers, window.workers.start
 
@@ -175,18 +176,22 @@ def main() -> None:
                 time.sleep(0.01)
 
         direct, threaded, gui = [], [], []
+        modes = ("direct", "thread", "gui")
         for repeat in range(args.repeats):
-            direct.append(run_direct(tmp / "data", tmp / f"direct{repeat}.safetensors", config, model_config))
-            threaded.append(run_direct(tmp / "data", tmp / f"thread{repeat}.safetensors", config, model_config,
-                                       in_thread=True))
-            gui.append(run_gui(app, window, tmp / "data", tmp / f"gui{repeat}.safetensors", config, model_config))
+            for mode in modes[repeat % 3:] + modes[:repeat % 3]:  # rotated, so no mode always runs first
+                out = tmp / f"{mode}{repeat}.safetensors"
+                if mode == "gui":
+                    gui.append(run_gui(app, window, tmp / "data", out, config, model_config))
+                else:
+                    (direct if mode == "direct" else threaded).append(
+                        run_direct(tmp / "data", out, config, model_config, in_thread=mode == "thread"))
             print(f"repeat {repeat + 1}: direct {direct[-1]:.3f}, in a thread {threaded[-1]:.3f}, GUI "
                   f"{gui[-1]['rate']:.3f} updates/s, longest stall {gui[-1]['max_gap_ms']:.1f} ms", file=sys.stderr)
         window.workers.stop_all()
 
     rate_direct = statistics.median(direct)
     rate_threaded = statistics.median(threaded)
-    rate_gui = statistics.median(g["rate"] for g in gui)
+    rate_gui = statistics.median(g["rate"] for g in gui)  # medians of the runs, for scale
     print(f"network:                         {'tiny' if args.tiny else 'full (SPEC §3)'}, batch {config.batch_size}, "
           f"{args.updates} updates x {args.repeats} repeats, cpu ({torch.get_num_threads()} threads)")
     def runs(rates):
@@ -195,8 +200,12 @@ def main() -> None:
     print(f"engine.train.train, a thread:    {rate_threaded:.3f} updates/s (median; runs: {runs(threaded)})")
     print(f"training dialog (worker thread): {rate_gui:.3f} updates/s (median; runs: "
           f"{runs(g['rate'] for g in gui)})")
-    print(f"GUI / direct in the main thread: {100 * rate_gui / rate_direct:.1f} %")
-    print(f"GUI / direct in a plain thread:  {100 * rate_gui / rate_threaded:.1f} %")
+    to_main = [g["rate"] / d for g, d in zip(gui, direct)]  # each GUI run against its neighbours
+    to_thread = [g["rate"] / t for g, t in zip(gui, threaded)]
+    print(f"GUI / direct in the main thread: {100 * statistics.median(to_main):.1f} % (median of the repeats; "
+          f"{100 * min(to_main):.0f}–{100 * max(to_main):.0f} %)")
+    print(f"GUI / direct in a plain thread:  {100 * statistics.median(to_thread):.1f} % (median of the repeats; "
+          f"{100 * min(to_thread):.0f}–{100 * max(to_thread):.0f} %)")
     print(f"event-loop stall while training: max {max(g['max_gap_ms'] for g in gui):.1f} ms, "
           f"p99 {max(g['p99_gap_ms'] for g in gui):.1f} ms, median tick gap "
           f"{statistics.median(g['median_gap_ms'] for g in gui):.1f} ms ({TICK_MS} ms timer, "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from engine.predict import predict_samples
 from engine.train import TrainProgress, checkpoint_path_for, train
 
 VALIDATION_MODES = ("fraction", "folder", "official", "none")
+BATCH_S = 0.1  # training progress goes to the GUI at most this often (and at each validation)
 
 
 # ---- training -----------------------------------------------------------------------------------
@@ -67,6 +69,17 @@ class Loading:
     done: int
     total: int
     name: str
+
+
+@dataclass(frozen=True)
+class TrainingSteps:
+    """Progress records of consecutive updates, sent to the GUI together."""
+
+    records: tuple[TrainProgress, ...]
+
+    @property
+    def last(self) -> TrainProgress:
+        return self.records[-1]
 
 
 @dataclass(frozen=True)
@@ -144,7 +157,7 @@ def _unique(tracks: Sequence[Track]) -> list[Track]:
 
 
 def run_training(request: TrainingRequest, *,
-                 cache: SpectrogramCache | None = None) -> Iterator[LogLine | Loading | TrainProgress]:
+                 cache: SpectrogramCache | None = None) -> Iterator[LogLine | Loading | TrainingSteps]:
     """Gather and read the data, then ``engine.train.train``: the training dialog's worker."""
     data = gather_training_data(request)
     yield LogLine(f"data: {data.description}")
@@ -172,10 +185,23 @@ def run_training(request: TrainingRequest, *,
                   f"{sum(d.duration_s for d in train_data) / 60:.1f} + "
                   f"{sum(d.duration_s for d in valid_data) / 60:.1f} min of audio")
     request.out_path.parent.mkdir(parents=True, exist_ok=True)
-    yield from train(train_data=train_data, valid_data=valid_data, out_path=request.out_path,
-                     config=request.config, model_config=request.model_config, features=features,
-                     device=request.device, resume_from=resume_from, data_description=data.description,
-                     name=request.out_path.stem, augment=augment)
+    steps = train(train_data=train_data, valid_data=valid_data, out_path=request.out_path,
+                  config=request.config, model_config=request.model_config, features=features,
+                  device=request.device, resume_from=resume_from, data_description=data.description,
+                  name=request.out_path.stem, augment=augment)
+    # One record per update would wake the GUI thread (and take the GIL) hundreds of times a second on
+    # a fast device: send them in batches, at most every BATCH_S, validations and the end at once.
+    batch: list[TrainProgress] = []
+    sent_at = -math.inf
+    try:
+        for progress in steps:
+            batch.append(progress)
+            now = time.perf_counter()
+            if now - sent_at >= BATCH_S or progress.finished or progress.validation is not None:
+                yield TrainingSteps(tuple(batch))  # the worker pauses and cancels here
+                batch, sent_at = [], now
+    finally:
+        steps.close()  # cancelled: train's finally saves the checkpoint at the last update sent
 
 
 def readable_training_error(exc: BaseException, *, device: str, checkpoint: Path) -> str:
@@ -246,7 +272,7 @@ def run_folder_comparison(model_paths: Sequence[Path], folder: Path, *,
                 results.append(item)
             else:
                 yield ModelStep(index, len(model_paths), item)
-    yield Comparison(tuple(map(Path, model_paths)), tuple(names), tuple(results))
+    yield Comparison(tuple(map(Path, model_paths)), distinct_names(names, model_paths), tuple(results))
 
 
 @dataclass(frozen=True)
@@ -271,7 +297,18 @@ def run_curve_comparison(model_paths: Sequence[Path], samples: np.ndarray, *,
         curves.append(smooth_probabilities(probabilities, median_frames=model.eval_config.median_frames))
         fps = model.features.frames_per_second
         yield ModelStep(index + 1, len(model_paths))
-    yield Curves(tuple(map(Path, model_paths)), tuple(names), tuple(thresholds), tuple(curves), fps)
+    yield Curves(tuple(map(Path, model_paths)), distinct_names(names, model_paths), tuple(thresholds), tuple(curves),
+                 fps)
+
+
+def distinct_names(names: Sequence[str], paths: Sequence[str | os.PathLike]) -> tuple[str, ...]:
+    """Model names for legends and table headers; file names where two models share a name."""
+    if len(set(names)) == len(names):
+        return tuple(names)
+    stems = [Path(p).stem for p in paths]
+    if len(set(stems)) == len(stems):
+        return tuple(stems)
+    return tuple(f"{name} ({i + 1})" for i, name in enumerate(names))
 
 
 def same_file(a: str | os.PathLike | None, b: str | os.PathLike | None) -> bool:

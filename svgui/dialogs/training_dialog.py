@@ -27,7 +27,7 @@ from engine.errors import EngineError
 from engine.train import TrainProgress
 from svgui.dialogs import messages
 from svgui.dialogs.messages import RecordedMessage, show_error
-from svgui.model_jobs import Loading, LogLine, TrainingRequest, readable_training_error, run_training
+from svgui.model_jobs import Loading, LogLine, TrainingRequest, TrainingSteps, readable_training_error, run_training
 from svgui.widgets.training_plots import TrainingPlots
 from svgui.widgets.training_settings import OUT_DIR_KEY, SETTINGS_WIDTH_PX, SPEED_KEY, TrainingSettings, format_duration
 from svgui.workers import Worker, WorkerRegistry
@@ -274,24 +274,9 @@ class TrainingDialog(QDialog):
 
     @Slot(object)
     def _on_progress(self, item) -> None:
-        if isinstance(item, TrainProgress):
-            self.progress_count += 1
-            if self._first is None:
-                self._first = item
-                if self.state == "loading":
-                    self._set_state("training")
-            self.last_progress = item
-            self.plots.append(item)
-            if item.validation is not None:
-                self._plots_drawn_at = -math.inf  # a new validation point: draw it at the next tick
-            if item.validation is not None and not item.finished:
-                self._log(f"update {item.update:,}: validation error {100 * item.validation.error:.2f} %, recall "
-                          f"{100 * item.validation.recall:.1f} %, specificity "
-                          f"{100 * item.validation.specificity:.1f} % "
-                          f"(threshold {item.validation.threshold:.3g})")
-            if item.checkpoint_path and not item.finished:
-                self._log(f"update {item.update:,}: checkpoint saved ({Path(item.checkpoint_path).name})")
-            self._dirty = True
+        if isinstance(item, TrainingSteps):
+            for record in item.records:
+                self._on_record(record)
         elif isinstance(item, Loading):
             self.status.setText(f"Reading spectrograms: {item.done} of {item.total} files ({item.name})")
             if item.done == item.total:
@@ -299,12 +284,29 @@ class TrainingDialog(QDialog):
         elif isinstance(item, LogLine):
             self._log(item.text)
 
+    def _on_record(self, item: TrainProgress) -> None:
+        self.progress_count += 1
+        if self._first is None:
+            self._first = item
+            if self.state == "loading":
+                self._set_state("training")
+        self.last_progress = item
+        self.plots.append(item)
+        if item.validation is not None:
+            self._plots_drawn_at = -math.inf  # a new validation point: draw it at the next tick
+        if item.validation is not None and not item.finished:
+            v = item.validation
+            self._log(f"update {item.update:,}: validation error {100 * v.error:.2f} %, recall {100 * v.recall:.1f} %, "
+                      f"specificity {100 * v.specificity:.1f} % (threshold {v.threshold:.3g})")
+        if item.checkpoint_path and not item.finished:
+            self._log(f"update {item.update:,}: checkpoint saved ({Path(item.checkpoint_path).name})")
+        self._dirty = True
+
     @Slot(object)
     def _on_finished(self, result) -> None:
         self._finish_run()
-        if not isinstance(result, TrainProgress) or not result.finished:
-            return
-        self._show_result(result)
+        if isinstance(result, TrainingSteps) and result.last.finished:
+            self._show_result(result.last)
 
     @Slot(object)
     def _on_failed(self, exc) -> None:

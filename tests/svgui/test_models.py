@@ -210,3 +210,10 @@ def test_the_job_module_stays_free_of_qt():
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_models_that_share_a_name_are_told_apart_by_their_file_names():
+    from svgui.model_jobs import distinct_names
+    assert distinct_names(["a", "b"], ["/x/one.safetensors", "/y/two.safetensors"]) == ("a", "b")
+    assert distinct_names(["net", "net"], ["/x/aug.safetensors", "/y/noaug.safetensors"]) == ("aug", "noaug")
+    assert distinct_names(["net", "net"], ["/x/m.safetensors", "/y/m.safetensors"]) == ("net (1)", "net (2)")

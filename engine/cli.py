@@ -98,6 +98,27 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("model", type=Path)
     info.set_defaults(run=run_info)
 
+    experiment = sub.add_parser(
+        "experiment", help="run a study of many trainings from a plan (the paper's Figure 2, Tables 1-2)",
+        description="Train every variant x repetition (x fold) of PLAN.toml, choose each threshold on "
+                    "validation, evaluate on test, and write results.csv/.md, table1.md and figure2.png/.svg. "
+                    "Resumable: finished runs are skipped; failed runs are recorded and run again next time.")
+    experiment.add_argument("plan", type=Path, metavar="PLAN.toml")
+    experiment.add_argument("--out", type=Path, metavar="DIR",
+                            help="study folder (default: studies/<plan file name> in the current folder)")
+    where = experiment.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=1, metavar="N", help="local worker processes (default 1)")
+    where.add_argument("--ray-address", metavar="ADDRESS",
+                       help="run on Ray: 'local' (a new instance here), 'auto' or HOST:PORT of a cluster "
+                            "(needs pip install \".[cluster]\")")
+    experiment.add_argument("--threads", type=int, metavar="N",
+                            help="torch threads per run (default: the cores / workers; 1 on Ray)")
+    experiment.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda")
+    experiment.add_argument("--report-only", action="store_true",
+                            help="write the tables and figure from the runs finished so far, train nothing")
+    experiment.add_argument("--dry-run", action="store_true", help="list the runs and their state, train nothing")
+    experiment.set_defaults(run=run_experiment)
+
     bench = sub.add_parser("bench", help="measure feature and prediction speed on this machine",
                            description="Speed benchmark of SPEC §6 (see bench/speed.py).")
     bench.add_argument("--seconds", type=float, default=180.0, help="audio length to time (default 180)")
@@ -165,6 +186,11 @@ def run_info(args) -> int:
     load_model(args.model)  # full validation, not just the header
     print(describe_model(args.model))
     return 0
+
+
+def run_experiment(args) -> int:
+    from engine.experiments.command import experiment_command
+    return experiment_command(args)
 
 
 def run_bench(args) -> int:

@@ -1,0 +1,111 @@
+"""Three ways to run a study's runs, all yielding (run, record, model bytes) as runs finish.
+
+- ``run_sequentially``: one after the other in this process;
+- ``run_in_processes``: N local worker processes (``concurrent.futures``, spawn);
+- ``run_on_ray``: Ray tasks on a local instance or a cluster, one GPU per run where it has GPUs.
+
+Each calls ``engine.experiments.run.run_safely``, so the same plan gives the same records in all
+three (for the same number of torch threads per run).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+from engine.errors import ConfigError
+from engine.experiments.plan import Plan, RunSpec
+from engine.experiments.run import failure_record, run_safely
+
+Outcome = tuple[RunSpec, dict, "bytes | None"]
+RAY_HINT = 'Ray is an optional extra: pip install ".[cluster]"'
+
+
+def default_threads(workers: int) -> int:
+    """Torch threads per run so that the runs together use the machine's cores once."""
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+def run_sequentially(plan: Plan, runs: Sequence[RunSpec], fingerprint: Callable[[RunSpec], str], *,
+                     device: str | None = None, threads: int | None = None,
+                     on_start: Callable[[RunSpec], None] | None = None) -> Iterator[Outcome]:
+    for run in runs:
+        if on_start is not None:
+            on_start(run)
+        record, model = run_safely(plan, run, fingerprint=fingerprint(run), device=device, threads=threads)
+        yield run, record, model
+
+
+def run_in_processes(plan: Plan, runs: Sequence[RunSpec], fingerprint: Callable[[RunSpec], str], *, workers: int,
+                     device: str | None = None, threads: int | None = None,
+                     on_start: Callable[[RunSpec], None] | None = None) -> Iterator[Outcome]:
+    """``workers`` spawned processes (fork would copy torch's thread pools); a worker that dies is recorded."""
+    if workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
+    threads = threads or default_threads(workers)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pending = {}
+        for run in runs:
+            future = pool.submit(run_safely, plan, run, fingerprint=fingerprint(run), device=device, threads=threads)
+            pending[future] = run
+        started = set()
+        while pending:
+            for future, run in list(pending.items()):  # submitted in order; say which ones have begun
+                if future.running() and run.run_id not in started and on_start is not None:
+                    started.add(run.run_id)
+                    on_start(run)
+            done, _ = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+            for future in done:
+                run = pending.pop(future)
+                try:
+                    record, model = future.result()
+                except Exception as exc:  # noqa: BLE001 - the worker process died (memory, signal)
+                    record, model = failure_record(run, exc, fingerprint=fingerprint(run)), None
+                yield run, record, model
+
+
+def run_on_ray(plan: Plan, runs: Sequence[RunSpec], fingerprint: Callable[[RunSpec], str], *, address: str,
+               device: str | None = None, threads: int | None = None,
+               on_start: Callable[[RunSpec], None] | None = None) -> Iterator[Outcome]:
+    """Ray tasks; ``address`` is "local" (a new instance on this machine), "auto" or HOST:PORT.
+
+    The data folders and this package must exist at the same paths on every node; records and
+    models come back to this process, which stores them.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(f"--ray-address needs Ray. {RAY_HINT}") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address == "local":
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)
+        else:
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+    try:
+        gpus = ray.cluster_resources().get("GPU", 0)
+        cpus_per_run = threads or 1
+        task = ray.remote(run_safely).options(num_cpus=cpus_per_run, num_gpus=1 if gpus else 0, max_retries=0)
+        pending = {}
+        for run in runs:
+            if on_start is not None:
+                on_start(run)  # queued on the cluster; Ray starts it when a slot is free
+            ref = task.remote(plan, run, fingerprint=fingerprint(run), device=device if not gpus else "cuda",
+                              threads=cpus_per_run)
+            pending[ref] = run
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                run = pending.pop(ref)
+                try:
+                    record, model = ray.get(ref)
+                except Exception as exc:  # noqa: BLE001 - a lost node or a killed worker
+                    record, model = failure_record(run, exc, fingerprint=fingerprint(run)), None
+                yield run, record, model
+    finally:
+        if started_here:
+            ray.shutdown()

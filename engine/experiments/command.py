@@ -47,6 +47,13 @@ def experiment_command(args) -> int:
             if event.kind in ("started", "queued"):
                 print(f"{where} {event.kind:<8} {event.run.run_id} ({event.run.variant.name}, seed {event.run.seed})",
                       flush=True)
+            elif event.kind == "progress":
+                p = event.progress
+                step = max(1, p.total_updates // 10)
+                if p.update % step == 0 and not p.finished:
+                    rate = p.update / p.elapsed_s if p.elapsed_s > 0 else float("nan")
+                    print(f"{where}   {event.run.run_id}: update {p.update:,}/{p.total_updates:,}, loss {p.loss:.4f}, "
+                          f"{rate:.2f} updates/s", flush=True)
             elif event.kind == "skipped":
                 print(f"{where} finished before: {event.run.run_id}", flush=True)
             else:

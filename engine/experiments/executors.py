@@ -18,6 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from engine.errors import ConfigError
 from engine.experiments.plan import Plan, RunSpec
 from engine.experiments.run import failure_record, run_safely
+from engine.train import TrainProgress
 
 Outcome = tuple[RunSpec, dict, "bytes | None"]
 RAY_HINT = 'Ray is an optional extra: pip install ".[cluster]"'
@@ -30,11 +31,14 @@ def default_threads(workers: int) -> int:
 
 def run_sequentially(plan: Plan, runs: Sequence[RunSpec], fingerprint: Callable[[RunSpec], str], *,
                      device: str | None = None, threads: int | None = None,
-                     on_start: Callable[[RunSpec], None] | None = None) -> Iterator[Outcome]:
+                     on_start: Callable[[RunSpec], None] | None = None,
+                     on_progress: Callable[[RunSpec, TrainProgress], None] | None = None) -> Iterator[Outcome]:
     for run in runs:
         if on_start is not None:
             on_start(run)
-        record, model = run_safely(plan, run, fingerprint=fingerprint(run), device=device, threads=threads)
+        progress = (lambda p, run=run: on_progress(run, p)) if on_progress is not None else None
+        record, model = run_safely(plan, run, fingerprint=fingerprint(run), device=device, threads=threads,
+                                   on_progress=progress)
         yield run, record, model
 
 

@@ -110,11 +110,12 @@ def execute_run(plan: Plan, run: RunSpec, *, fingerprint: str, device: str | Non
 
 
 def run_safely(plan: Plan, run: RunSpec, *, fingerprint: str, device: str | None = None,
-               threads: int | None = None) -> tuple[dict, bytes | None]:
+               threads: int | None = None, on_progress: ProgressCallback | None = None) -> tuple[dict, bytes | None]:
     """``execute_run`` with any failure turned into a record (a failed run must not stop the study)."""
     started = time.perf_counter()
     try:
-        return execute_run(plan, run, fingerprint=fingerprint, device=device, threads=threads)
+        return execute_run(plan, run, fingerprint=fingerprint, device=device, threads=threads,
+                           on_progress=on_progress)
     except Exception as exc:  # noqa: BLE001 - recorded with its traceback, shown to the user
         return failure_record(run, exc, fingerprint=fingerprint, elapsed_s=time.perf_counter() - started,
                               trace=traceback.format_exc()), None

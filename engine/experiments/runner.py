@@ -16,17 +16,20 @@ from engine.experiments.plan import Plan, RunSpec
 from engine.experiments.report import write_report
 from engine.experiments.splits import run_splits
 from engine.experiments.store import StudyStore
+from engine.train import TrainProgress
 
 
 @dataclass(frozen=True)
 class StudyEvent:
-    """What the runner tells its caller: a run "skipped", "started" (or "queued" on Ray), "finished", "failed"."""
+    """What the runner tells its caller: a run "skipped", "started" (or "queued" on Ray), "progress"
+    (every update, when runs go one after the other here), "finished" or "failed"."""
 
     kind: str
     run: RunSpec
     record: dict | None
     done: int  # runs finished or failed so far, skipped ones included
     total: int
+    progress: TrainProgress | None = None  # "progress" events (one run at a time in this process)
 
 
 @dataclass(frozen=True)
@@ -67,9 +70,9 @@ def run_study(plan: Plan, out_dir: str | os.PathLike, *, workers: int = 1, ray_a
     total, done = len(runs), 0
     skipped, finished, failed = [], [], []
 
-    def tell(kind: str, run: RunSpec, record: dict | None = None) -> None:
+    def tell(kind: str, run: RunSpec, record: dict | None = None, progress: TrainProgress | None = None) -> None:
         if on_event is not None:
-            on_event(StudyEvent(kind, run, record, done, total))
+            on_event(StudyEvent(kind, run, record, done, total, progress))
 
     pending = []
     for run in runs:
@@ -90,7 +93,8 @@ def run_study(plan: Plan, out_dir: str | os.PathLike, *, workers: int = 1, ray_a
                                               threads=threads, on_start=on_start)
     else:
         outcomes = executors.run_sequentially(plan, pending, fingerprint, device=device, threads=threads,
-                                              on_start=on_start)
+                                              on_start=on_start,
+                                              on_progress=lambda run, p: tell("progress", run, progress=p))
     for run, record, model in outcomes:
         store.save(record, model)
         done += 1

@@ -274,6 +274,7 @@ def test_the_command_line_lists_runs_runs_a_study_and_reports(songs, capsys):
     assert main(["experiment", str(songs / "plan.toml"), "--out", str(out), "--threads", "1"]) == 0
     shown = capsys.readouterr().out
     assert "[4/4] finished" in shown and "| variant | test |" in shown and "figure2.png" in shown
+    assert "pf/rep2: update 2/4, loss" in shown  # progress within a run
     assert main(["experiment", str(songs / "plan.toml"), "--out", str(out), "--dry-run"]) == 0
     assert capsys.readouterr().out.count("finished") == 4
     (out / "results.md").unlink()

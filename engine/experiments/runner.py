@@ -62,6 +62,8 @@ def run_study(plan: Plan, out_dir: str | os.PathLike, *, workers: int = 1, ray_a
     """
     if ray_address and workers > 1:
         raise ConfigError("choose local worker processes or a Ray cluster, not both")
+    if workers < 1 or (threads is not None and threads < 1):
+        raise ConfigError(f"workers and threads must be at least 1, got {workers} and {threads}")
     store = StudyStore(out_dir)
     store.save_plan(plan.source, plan_text)
     runs = plan.runs()

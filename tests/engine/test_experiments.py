@@ -282,6 +282,8 @@ def test_the_command_line_lists_runs_runs_a_study_and_reports(songs, capsys):
     assert (out / "results.md").is_file()
     assert main(["experiment", str(songs / "missing.toml")]) != 0
     assert "plan file not found" in capsys.readouterr().err
+    assert main(["experiment", str(songs / "plan.toml"), "--out", str(out), "--workers", "0"]) != 0
+    assert "workers and threads must be at least 1" in capsys.readouterr().err
 
 
 def test_a_study_without_ray_installed_says_how_to_get_it(songs, monkeypatch, capsys):

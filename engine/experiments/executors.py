@@ -50,18 +50,22 @@ def run_in_processes(plan: Plan, runs: Sequence[RunSpec], fingerprint: Callable[
         raise ConfigError(f"workers must be >= 1, got {workers}")
     threads = threads or default_threads(workers)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        pending = {}
-        for run in runs:
-            future = pool.submit(run_safely, plan, run, fingerprint=fingerprint(run), device=device, threads=threads)
-            pending[future] = run
-        started = set()
+    queue = list(runs)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    pending = {}
+
+    def submit_next() -> None:  # one run per free worker, so "started" is true and Ctrl+C drops the rest
+        run = queue.pop(0)
+        if on_start is not None:
+            on_start(run)
+        future = pool.submit(run_safely, plan, run, fingerprint=fingerprint(run), device=device, threads=threads)
+        pending[future] = run
+
+    try:
+        while queue and len(pending) < workers:
+            submit_next()
         while pending:
-            for future, run in list(pending.items()):  # submitted in order; say which ones have begun
-                if future.running() and run.run_id not in started and on_start is not None:
-                    started.add(run.run_id)
-                    on_start(run)
-            done, _ = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 run = pending.pop(future)
                 try:
@@ -69,6 +73,16 @@ def run_in_processes(plan: Plan, runs: Sequence[RunSpec], fingerprint: Callable[
                 except Exception as exc:  # noqa: BLE001 - the worker process died (memory, signal)
                     record, model = failure_record(run, exc, fingerprint=fingerprint(run)), None
                 yield run, record, model
+                if queue:
+                    submit_next()
+    except BaseException:
+        # Interrupted (Ctrl+C, or the caller stopped iterating): end the runs in progress now rather
+        # than waiting hours for them; finished runs are already stored.
+        for process in list((getattr(pool, "_processes", None) or {}).values()):  # no public API in 3.11
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def run_on_ray(plan: Plan, runs: Sequence[RunSpec], fingerprint: Callable[[RunSpec], str], *, address: str,
@@ -110,6 +124,10 @@ def run_on_ray(plan: Plan, runs: Sequence[RunSpec], fingerprint: Callable[[RunSp
                 except Exception as exc:  # noqa: BLE001 - a lost node or a killed worker
                     record, model = failure_record(run, exc, fingerprint=fingerprint(run)), None
                 yield run, record, model
+    except BaseException:
+        for ref in pending:  # interrupted: free the cluster's slots now
+            ray.cancel(ref, force=True)
+        raise
     finally:
         if started_here:
             ray.shutdown()

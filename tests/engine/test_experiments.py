@@ -297,3 +297,29 @@ def test_a_study_without_ray_installed_says_how_to_get_it(songs, monkeypatch, ca
     monkeypatch.setattr(builtins, "__import__", no_ray)
     code = main(["experiment", str(songs / "plan.toml"), "--out", str(songs / "noray"), "--ray-address", "auto"])
     assert code != 0 and 'pip install ".[cluster]"' in capsys.readouterr().err
+
+
+def test_stopping_a_study_in_processes_ends_the_runs_in_progress(songs):
+    import multiprocessing
+    import time
+
+    from engine.experiments.executors import run_in_processes
+    long = plan_from_dict({**_toml(songs / "plan.toml"), "train": {**_toml(songs / "plan.toml")["train"],
+                                                                     "updates": 100_000}}, base=songs)
+    runs = long.runs()[:3]  # runs that would take many minutes each
+
+    class Stop(Exception):
+        pass
+
+    started = []
+
+    def on_start(run):
+        started.append(run.run_id)
+        if len(started) == 2:
+            time.sleep(3)  # the first run is under way in its worker
+            raise Stop
+    began = time.perf_counter()
+    with pytest.raises(Stop):
+        next(run_in_processes(long, runs, long.fingerprint, workers=2, threads=1, on_start=on_start))
+    assert started == ["none/rep1", "pf/rep1"]
+    assert time.perf_counter() - began < 15 and not multiprocessing.active_children()

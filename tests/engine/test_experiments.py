@@ -323,3 +323,16 @@ def test_stopping_a_study_in_processes_ends_the_runs_in_progress(songs):
         next(run_in_processes(long, runs, long.fingerprint, workers=2, threads=1, on_start=on_start))
     assert started == ["none/rep1", "pf/rep1"]
     assert time.perf_counter() - began < 15 and not multiprocessing.active_children()
+
+
+def test_the_plans_in_the_repository_read():
+    from pathlib import Path
+    plans = {p.stem: load_plan(p) for p in (Path(__file__).parents[2] / "plans").glob("*.toml")}
+    assert set(plans) >= {"musdb7-small", "jamendo-paper", "rwc-kfold"}
+    paper = plans["jamendo-paper"]
+    assert paper.data.kind == "jamendo" and paper.repetitions == 5 and paper.train.updates == 40_000
+    assert len(paper.variants) == 23 and paper.variants[1].augment_config.max_pitch == 0.3
+    assert [v.key for v in paper.variants if paper.test_modes(v) == ("plain", "tta")] == ["none", "paper"]
+    assert plans["rwc-kfold"].data.n_folds == 5
+    small = plans["musdb7-small"]
+    assert small.data.group and small.data.extra_train and len(small.runs()) == 6

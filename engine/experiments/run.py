@@ -26,7 +26,7 @@ from engine.config import FeatureConfig, PredictConfig
 from engine.datasets import TrackData, load_tracks
 from engine.devices import describe_device, pick_device
 from engine.errors import DatasetError
-from engine.evaluate import Counts, evaluate, find_best_threshold
+from engine.evaluate import evaluate, find_best_threshold
 from engine.experiments.plan import Plan, RunSpec
 from engine.experiments.splits import run_splits
 from engine.predict import predict_linear
@@ -47,10 +47,6 @@ def torch_threads(n: int | None):
         torch.set_num_threads(before)
 
 
-def _counts(counts: Counts) -> dict[str, Any]:
-    return counts.to_dict()
-
-
 def score(model, valid: Sequence[TrackData], test: Sequence[TrackData], *, tta: bool) -> dict[str, Any]:
     """Threshold chosen on the validation files, applied to the test files; also the test's own best."""
     factors = PredictConfig().tta_pitch_factors if tta else (1.0,)
@@ -62,9 +58,9 @@ def score(model, valid: Sequence[TrackData], test: Sequence[TrackData], *, tta: 
     targets, names = [t.targets for t in test], [t.track.name for t in test]
     result = evaluate(test_p, targets, names, threshold=threshold, config=config, frames_per_second=fps)
     oracle, oracle_counts = find_best_threshold(test_p, targets, config=config, frames_per_second=fps)
-    return {"threshold": threshold, "valid": _counts(valid_counts), "test": _counts(result.pooled),
-            "oracle_threshold": oracle, "test_oracle": _counts(oracle_counts),
-            "per_file": {r.name: _counts(r.counts) for r in result.per_file}}
+    return {"threshold": threshold, "valid": valid_counts.to_dict(), "test": result.pooled.to_dict(),
+            "oracle_threshold": oracle, "test_oracle": oracle_counts.to_dict(),
+            "per_file": {r.name: r.counts.to_dict() for r in result.per_file}}
 
 
 def execute_run(plan: Plan, run: RunSpec, *, fingerprint: str, device: str | None = None,

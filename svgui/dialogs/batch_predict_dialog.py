@@ -15,7 +15,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QColor, QDesktopServices
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout,
-                               QHeaderView, QLabel, QLineEdit, QListWidget, QProgressBar, QPushButton, QRadioButton,
+                               QHeaderView, QLabel, QLineEdit, QListWidget, QPushButton, QRadioButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from engine.audio import AUDIO_EXTENSIONS
@@ -24,6 +24,7 @@ from engine.export import FORMATS
 from svgui.dialogs.export_dialog import FORMAT_NAMES
 from svgui.dialogs.messages import show_error
 from svgui.model_jobs import LogLine, run_batch_prediction
+from svgui.widgets.tables import files_progress_bar, make_read_only
 from svgui.workers import Worker, WorkerRegistry
 
 ERROR_COLOR = QColor("#b00020")
@@ -94,18 +95,12 @@ class BatchPredictDialog(QDialog):
         form.addRow("Write", destination)
         form.addRow("", self.tta_check)
 
-        self.bar = QProgressBar()
-        self.bar.setFormat("%v / %m files")
-        self.bar.setRange(0, 1)
-        self.bar.setValue(0)
+        self.bar = files_progress_bar()
         self.status = QLabel("Add folders or files and press Start.")
         self.status.setWordWrap(True)
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["File", "Result", "Written to"])
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.verticalHeader().hide()
-        self.table.verticalHeader().setDefaultSectionSize(24)
+        make_read_only(self.table)
         self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)

@@ -16,14 +16,15 @@ from pathlib import Path
 
 from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, Signal, Slot
 from PySide6.QtGui import QStandardItem, QStandardItemModel
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog, QDoubleSpinBox, QFileDialog,
-                               QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDoubleSpinBox, QFileDialog,
+                               QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton,
                                QTableView, QVBoxLayout, QWidget)
 
 from engine.batch_predict import ScoredSet, ScoreProgress
 from engine.evaluate import Counts
 from svgui.dialogs.messages import show_error
 from svgui.model_jobs import run_evaluation, same_file
+from svgui.widgets.tables import files_progress_bar, make_read_only
 from svgui.workers import Worker, WorkerRegistry
 
 VALUE_ROLE = Qt.ItemDataRole.UserRole + 1   # the number behind a cell (ratios in [0, 1], None if undefined)
@@ -100,10 +101,7 @@ class EvaluateDialog(QDialog):
         form.addRow("", self.tta_check)
         form.addRow("Boundary collar", self.collar_spin)
 
-        self.bar = QProgressBar()
-        self.bar.setFormat("%v / %m files")
-        self.bar.setRange(0, 1)
-        self.bar.setValue(0)
+        self.bar = files_progress_bar()
         self.status = QLabel("Choose a labelled folder and press Evaluate.")
         self.status.setWordWrap(True)
         self.pooled = QLabel()
@@ -120,10 +118,7 @@ class EvaluateDialog(QDialog):
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(1, Qt.SortOrder.DescendingOrder)  # worst files first
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().hide()
-        self.table.verticalHeader().setDefaultSectionSize(24)
+        make_read_only(self.table)
         self.table.setAlternatingRowColors(True)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)

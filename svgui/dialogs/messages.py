@@ -104,14 +104,22 @@ def ask_recover_autosave(parent: QWidget | None, path: str | os.PathLike) -> boo
     path = Path(path)
     text = f"Unsaved annotations from an earlier session were found for {path.name.split('.svgui-autosave')[0]}."
     informative = (f"Recover them? They are loaded as an edit you can undo.\nAutosave file: {path}")
+    return ask_yes_no(parent, "recover_autosave", "Recover annotations", text, informative, yes="Recover",
+                      no="Ignore", default_answer=False)
+
+
+def ask_yes_no(parent: QWidget | None, kind: str, title: str, text: str, informative: str, *, yes: str, no: str,
+               default_answer: bool) -> bool:
+    """A question with two buttons, ``yes`` the default; under NO_MODAL it is recorded and
+    ``answers[kind]`` (else ``default_answer``) is returned."""
     if no_modal():
-        recorded.append(RecordedMessage("recover_autosave", "Recover annotations", text, informative=informative))
-        return bool(answers.get("recover_autosave", False))
-    box = QMessageBox(QMessageBox.Icon.Question, "Recover annotations", text, parent=parent)
+        recorded.append(RecordedMessage(kind, title, text, informative=informative))
+        return bool(answers.get(kind, default_answer))
+    box = QMessageBox(QMessageBox.Icon.Question, title, text, parent=parent)
     box.setTextFormat(Qt.TextFormat.PlainText)
     box.setInformativeText(informative)
-    recover = box.addButton("Recover", QMessageBox.ButtonRole.AcceptRole)
-    box.addButton("Ignore", QMessageBox.ButtonRole.RejectRole)
-    box.setDefaultButton(recover)
+    accept = box.addButton(yes, QMessageBox.ButtonRole.AcceptRole)
+    box.addButton(no, QMessageBox.ButtonRole.RejectRole)
+    box.setDefaultButton(accept)
     box.exec()
-    return box.clickedButton() is recover
+    return box.clickedButton() is accept

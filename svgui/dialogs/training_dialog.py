@@ -26,7 +26,7 @@ from engine.config import AugmentConfig, ModelConfig
 from engine.errors import EngineError
 from engine.train import TrainProgress
 from svgui.dialogs import messages
-from svgui.dialogs.messages import RecordedMessage, show_error
+from svgui.dialogs.messages import show_error
 from svgui.model_jobs import Loading, LogLine, TrainingRequest, TrainingSteps, readable_training_error, run_training
 from svgui.widgets.training_plots import TrainingPlots
 from svgui.widgets.training_settings import OUT_DIR_KEY, SETTINGS_WIDTH_PX, SPEED_KEY, TrainingSettings, format_duration
@@ -48,18 +48,8 @@ def ask_stop_training(parent: QWidget | None, summary: str) -> bool:
     text = f"Training is still running ({summary})."
     informative = ("Stop it and quit? The last checkpoint is saved beside the model file, so the run can be "
                    "continued later from the training dialog.")
-    if messages.no_modal():
-        messages.recorded.append(RecordedMessage("stop_training", "Training is running", text,
-                                                 informative=informative))
-        return bool(messages.answers.get("stop_training", True))
-    box = QMessageBox(QMessageBox.Icon.Question, "Training is running", text, parent=parent)
-    box.setTextFormat(Qt.TextFormat.PlainText)
-    box.setInformativeText(informative)
-    stop = box.addButton("Stop Training and Quit", QMessageBox.ButtonRole.AcceptRole)
-    box.addButton("Keep Training", QMessageBox.ButtonRole.RejectRole)
-    box.setDefaultButton(stop)
-    box.exec()
-    return box.clickedButton() is stop
+    return messages.ask_yes_no(parent, "stop_training", "Training is running", text, informative,
+                               yes="Stop Training and Quit", no="Keep Training", default_answer=True)
 
 
 class TrainingDialog(QDialog):

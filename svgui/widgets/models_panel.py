@@ -25,6 +25,7 @@ from engine.resources import bundled_model_path
 from svgui.document import Document
 from svgui.model_jobs import same_file
 from svgui.widgets.model_compare import ModelComparison
+from svgui.widgets.tables import make_read_only
 from svgui.workers import WorkerRegistry
 
 _USER_MODELS = "models/user_paths"
@@ -159,11 +160,8 @@ class ModelsDialog(QDialog):
 
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        make_read_only(self.table)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().hide()
-        self.table.verticalHeader().setDefaultSectionSize(24)
         self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)

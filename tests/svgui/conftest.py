@@ -37,6 +37,18 @@ def _leftovers(python_threads_before: set[int]) -> list[str]:
     return names
 
 
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """A private settings store, no audio device, and dialogs answered instead of shown."""
+    from svgui.dialogs import messages
+    monkeypatch.setenv("SVGUI_SETTINGS_DIR", str(tmp_path / "settings"))
+    monkeypatch.setenv("SVGUI_NO_AUDIO", "1")
+    monkeypatch.setattr(messages, "NO_MODAL", True)
+    monkeypatch.setattr(messages, "recorded", [])
+    monkeypatch.setattr(messages, "answers", {"save_changes": messages.DISCARD, "recover_autosave": False})
+    return tmp_path
+
+
 @pytest.fixture(autouse=True)
 def no_thread_left_running():
     """Fail the test if it leaves a thread running (after a short grace period)."""

@@ -22,16 +22,6 @@ TIMEOUT_MS = 60_000
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("SVGUI_SETTINGS_DIR", str(tmp_path / "settings"))
-    monkeypatch.setenv("SVGUI_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("SVGUI_NO_AUDIO", "1")
-    monkeypatch.setattr(messages, "NO_MODAL", True)
-    monkeypatch.setattr(messages, "recorded", [])
-    return tmp_path
-
-
-@pytest.fixture
 def model_path(env):
     model = VoiceModel.create(model_config=SMALL, seed=1)
     model.metadata = {"name": "tiny"}

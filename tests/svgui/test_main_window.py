@@ -5,7 +5,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,16 +20,6 @@ from tests.synth import write_song
 
 DEMO = "jamendolyrics_Fantasma_-_Los_Rombos_5-35s"
 TIMEOUT_MS = 60_000
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("SVGUI_SETTINGS_DIR", str(tmp_path / "settings"))
-    monkeypatch.setenv("SVGUI_NO_AUDIO", "1")
-    monkeypatch.setattr(messages, "NO_MODAL", True)
-    monkeypatch.setattr(messages, "recorded", [])
-    monkeypatch.setattr(messages, "answers", {"save_changes": messages.DISCARD, "recover_autosave": False})
-    return tmp_path
 
 
 @pytest.fixture

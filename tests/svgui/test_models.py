@@ -25,17 +25,6 @@ SMALL = ModelConfig(conv_channels=(8, 8, 16, 8), dense_units=(32, 16))
 TIMEOUT_MS = 60_000
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("SVGUI_SETTINGS_DIR", str(tmp_path / "settings"))
-    monkeypatch.setenv("SVGUI_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("SVGUI_NO_AUDIO", "1")
-    monkeypatch.setattr(messages, "NO_MODAL", True)
-    monkeypatch.setattr(messages, "recorded", [])
-    monkeypatch.setattr(messages, "answers", {"save_changes": messages.DISCARD, "recover_autosave": False})
-    return tmp_path
-
-
 def make_model(path, seed, *, name, error=None, updates=300, augment="pitch ±30 %, stretch ±30 %, filter ±10 dB"):
     model = VoiceModel.create(model_config=SMALL, seed=seed)
     model.threshold = 0.45 + 0.01 * seed

@@ -36,17 +36,6 @@ def songs(tmp_path_factory):
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("SVGUI_SETTINGS_DIR", str(tmp_path / "settings"))
-    monkeypatch.setenv("SVGUI_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("SVGUI_NO_AUDIO", "1")
-    monkeypatch.setattr(messages, "NO_MODAL", True)
-    monkeypatch.setattr(messages, "recorded", [])
-    monkeypatch.setattr(messages, "answers", {"save_changes": messages.DISCARD, "recover_autosave": False})
-    return tmp_path
-
-
-@pytest.fixture
 def dialog(qtbot, env):
     settings = QSettings(str(env / "dialog.ini"), QSettings.Format.IniFormat)
     workers = WorkerRegistry()  # stopped here even when a failed test left a run going

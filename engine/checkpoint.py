@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +18,13 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as serialize
 
 from engine.config import EvalConfig, FeatureConfig, ModelConfig, config_from_dict, config_to_dict
 from engine.errors import ConfigError, ModelFileError
-from engine.fileio import atomic_write_with
+from engine.fileio import atomic_open
 from engine.model import SingingVoiceCNN
+from engine.model_limits import check_eval_bounds, check_feature_bounds, expected_shapes
 from engine.normalize import Normalization
 
 FORMAT_NAME = "svgui-model"
@@ -100,7 +102,11 @@ def save_model(path: str | os.PathLike, model: VoiceModel, *, half: bool = False
     if training_info is not None:
         header["training"] = training_info
     text = json.dumps(header, default=_json_default)
-    atomic_write_with(path, lambda tmp: save_file(tensors, tmp, metadata={"svgui": text}))
+    # To bytes first, then our own atomic writer: a full disk is an OutputWriteError (not a raw
+    # SafetensorError), the file is fsynced, and its mode follows the umask or the replaced file.
+    data = serialize(tensors, metadata={"svgui": text})
+    with atomic_open(path, "wb") as handle:
+        handle.write(data)
     return path
 
 
@@ -129,14 +135,47 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
         raise ModelFileError(f"{path}: a safetensors file, but not an svgui model (no svgui header)")
     try:
         header = json.loads(meta["svgui"])
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise ModelFileError(f"{path}: damaged model header ({exc})") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{path}: damaged model header (a JSON {_json_kind(header)}, not an object)")
+    if header.get("format") != FORMAT_NAME:
         raise ModelFileError(f"{path}: not an svgui model file (format {header.get('format')!r})")
     if header.get("version") != FORMAT_VERSION:
         raise ModelFileError(f"{path}: model format version {header.get('version')} is not supported "
                              f"(this svgui reads version {FORMAT_VERSION})")
+    _check_header_types(path, header)
     return header
+
+
+def _json_kind(value: Any) -> str:
+    return {list: "list", str: "string", bool: "boolean", type(None): "null", int: "number",
+            float: "number", dict: "object"}.get(type(value), type(value).__name__)
+
+
+def _check_header_types(path: Path, header: dict[str, Any]) -> None:
+    """Each entry has the JSON type the readers expect, so none of them meets a list for a dict."""
+    for key in ("features", "model"):
+        if key not in header:
+            raise ModelFileError(f"{path}: model file lacks '{key}'")
+    for key in ("features", "model", "eval", "metadata", "training"):
+        if key in header and not isinstance(header[key], dict) and not (key == "metadata" and header[key] is None):
+            raise ModelFileError(f"{path}: damaged model header ('{key}' is a JSON {_json_kind(header[key])}, "
+                                 f"not an object)")
+    threshold = header.get("threshold")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        raise ModelFileError(f"{path}: invalid model settings (the threshold must be a number, got "
+                             f"{str(threshold)[:40]!r})")
+    if not 0.0 <= threshold <= 1.0:  # also refuses NaN
+        raise ModelFileError(f"{path}: threshold {threshold} is outside [0, 1]")
+    training = header.get("training")
+    if training is not None:
+        update = training.get("update")
+        if isinstance(update, bool) or not isinstance(update, int) or update < 0:
+            raise ModelFileError(f"{path}: damaged checkpoint (training update {str(update)[:40]!r})")
+        for key in ("config", "augment"):
+            if not isinstance(training.get(key) or {}, dict):
+                raise ModelFileError(f"{path}: damaged checkpoint (training '{key}' is not an object)")
 
 
 def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> VoiceModel:
@@ -147,31 +186,27 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -
         features = config_from_dict(FeatureConfig, header["features"])
         model_config = config_from_dict(ModelConfig, header["model"])
         eval_config = config_from_dict(EvalConfig, header.get("eval", {}))
-        threshold = float(header["threshold"])
-        tensors = _load_tensors(path, prefix=("network.", "normalization."))
-        normalization = Normalization(tensors.pop("normalization.mean").numpy(),
-                                      tensors.pop("normalization.std").numpy())
-        network = SingingVoiceCNN(model_config, n_mels=features.n_mels)
-    except KeyError as exc:
-        raise ModelFileError(f"{path}: model file lacks {exc}") from None
     except (ConfigError, ValueError, TypeError) as exc:
         raise ModelFileError(f"{path}: invalid model settings ({exc})") from None
-    if not 0.0 <= threshold <= 1.0:
-        raise ModelFileError(f"{path}: threshold {threshold} is outside [0, 1]")
-    if normalization.mean.shape != (features.n_mels,):
-        raise ModelFileError(f"{path}: normalization has {normalization.mean.shape[0]} bands, "
-                             f"features have {features.n_mels}")
+    threshold = float(header["threshold"])
+    # Everything is checked against the limits and the file's own tensor table before a single
+    # weight is read or the network is built.
+    check_feature_bounds(path, features)
+    check_eval_bounds(path, eval_config)
+    expected = {f"network.{k}": s for k, s in expected_shapes(path, model_config, features.n_mels).items()}
+    expected.update({"normalization.mean": (features.n_mels,), "normalization.std": (features.n_mels,)})
+    _check_tensor_table(path, expected)
+    tensors = _load_tensors(path, prefix=("network.", "normalization."))
+    try:
+        normalization = Normalization(tensors.pop("normalization.mean").numpy(),
+                                      tensors.pop("normalization.std").numpy())
+    except (ConfigError, ValueError, TypeError) as exc:
+        raise ModelFileError(f"{path}: invalid normalization ({exc})") from None
     state = {k[len("network."):]: v.float() for k, v in tensors.items()}
-    expected = network.state_dict()
-    if set(state) != set(expected):
-        raise ModelFileError(f"{path}: weights do not match the network (differing: "
-                             f"{sorted(set(state) ^ set(expected))[:4]})")
     for key, value in state.items():
-        if value.shape != expected[key].shape:
-            raise ModelFileError(f"{path}: weight {key} has shape {tuple(value.shape)}, "
-                                 f"expected {tuple(expected[key].shape)}")
         if not torch.isfinite(value).all():
             raise ModelFileError(f"{path}: weight {key} contains NaN or infinity")
+    network = SingingVoiceCNN(model_config, n_mels=features.n_mels)
     network.load_state_dict(state)
     network.eval()
     return VoiceModel(network.to(device), normalization, features, threshold, eval_config,
@@ -204,6 +239,33 @@ def _describe_foreign(path: Path) -> str:
         return ("a pickled PyTorch file (or other Python pickle), not an svgui model; svgui never unpickles files "
                 "because that can run arbitrary code")
     return "not an svgui model file"
+
+
+WEIGHT_DTYPES = ("F32", "F16", "BF16")
+
+
+def _check_tensor_table(path: Path, expected: dict[str, tuple[int, ...]]) -> None:
+    """The file's network and normalization tensors are exactly ``expected`` (names, shapes, float types)."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            table = {k: (tuple(handle.get_slice(k).get_shape()), handle.get_slice(k).get_dtype())
+                     for k in handle.keys() if k.startswith(("network.", "normalization."))}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFileError(f"{path}: damaged model file ({exc})") from None
+    if set(table) != set(expected):
+        missing, extra = sorted(set(expected) - set(table)), sorted(set(table) - set(expected))
+        if missing and set(missing) <= {"normalization.mean", "normalization.std"}:
+            raise ModelFileError(f"{path}: model file lacks {missing[0]!r}")
+        raise ModelFileError(f"{path}: weights do not match the network (differing: {(missing + extra)[:4]})")
+    for key, (shape, dtype) in table.items():
+        if shape != expected[key] and key.startswith("normalization."):
+            raise ModelFileError(f"{path}: normalization has {math.prod(shape)} bands, features have "
+                                 f"{expected[key][0]}")
+        if shape != expected[key]:
+            raise ModelFileError(f"{path}: weight {key.removeprefix('network.')} has shape {shape}, "
+                                 f"expected {expected[key]}")
+        if dtype not in WEIGHT_DTYPES:
+            raise ModelFileError(f"{path}: tensor {key} has type {dtype}, expected a float type")
 
 
 def _load_tensors(path: Path, *, prefix: tuple[str, ...]) -> dict[str, torch.Tensor]:

@@ -6,7 +6,8 @@ Normalization rule (documented in the README, applied by ``voiced_intervals``):
   a ``nosing`` segment never removes voice that another line declares);
 - segments reaching past the end of the audio are cut at the end, those starting at or after
   it are dropped; a negative start is moved to 0;
-each of these emits a ``LabelWarning`` naming the file, none is an error. Lines that do not parse
+each of these emits a ``LabelWarning`` naming the file, none is an error; so do words other than
+``sing``/``nosing`` in a .lab file (they count as no voice) and an empty file. Lines that do not parse
 (wrong field count, non-numbers, NaN, end before start) raise ``LabelFormatError`` with the line.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,7 @@ class Segment:
     start_s: float
     end_s: float
     label: str = VOICE_LABEL
+    line: int | None = field(default=None, compare=False)  # 1-based line in its file, for messages
 
     @property
     def duration_s(self) -> float:
@@ -63,34 +65,47 @@ def label_format_of(path: str | os.PathLike) -> str:
 def read_segments(path: str | os.PathLike) -> list[Segment]:
     """Parse a .lab or Audacity label file into its segments, in file order."""
     path = Path(path)
+    text = read_label_text(path)
+    segments = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        segment = parse_label_line(raw, path=path, line_number=number)
+        if segment is not None:
+            segments.append(segment)
+    return segments
+
+
+def read_label_text(path: Path) -> str:
+    """The text of a label file (UTF-8, a BOM dropped); LabelFormatError if it cannot be read."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise LabelFormatError(path, None, "file not found") from None
+        reason = "broken symbolic link" if path.is_symlink() else "file not found"
+        raise LabelFormatError(path, None, reason) from None
     except UnicodeDecodeError:
         raise LabelFormatError(path, None, "not a text file (cannot decode as UTF-8)") from None
     except OSError as exc:
         raise LabelFormatError(path, None, exc.strerror or str(exc)) from None
-    segments = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("\\") or line.startswith("#"):
-            continue  # blank, Audacity spectral extra line, or comment
-        # Any whitespace separates start and end (tabs in Audacity, spaces or a mix in .lab);
-        # the rest of the line is the label, spaces included.
-        fields = line.split(None, 2)
-        if len(fields) not in (2, 3):
-            raise LabelFormatError(path, number, f"expected 'start end [label]', got {line!r}")
-        try:
-            start_s, end_s = float(fields[0]), float(fields[1])
-        except ValueError:
-            raise LabelFormatError(path, number, f"start and end must be numbers, got {line!r}") from None
-        if not (math.isfinite(start_s) and math.isfinite(end_s)):
-            raise LabelFormatError(path, number, f"start and end must be finite, got {line!r}")
-        if end_s < start_s:
-            raise LabelFormatError(path, number, f"end {end_s} is before start {start_s}")
-        segments.append(Segment(start_s, end_s, fields[2] if len(fields) == 3 else ""))
-    return segments
+
+
+def parse_label_line(raw: str, *, path: str | os.PathLike, line_number: int) -> Segment | None:
+    """One line as a Segment; None for blank, comment and Audacity spectral (backslash) lines."""
+    line = raw.strip()
+    if not line or line.startswith("\\") or line.startswith("#"):
+        return None
+    # Any whitespace separates start and end (tabs in Audacity, spaces or a mix in .lab);
+    # the rest of the line is the label, spaces included.
+    fields = line.split(None, 2)
+    if len(fields) not in (2, 3):
+        raise LabelFormatError(path, line_number, f"expected 'start end [label]', got {line!r}")
+    try:
+        start_s, end_s = float(fields[0]), float(fields[1])
+    except ValueError:
+        raise LabelFormatError(path, line_number, f"start and end must be numbers, got {line!r}") from None
+    if not (math.isfinite(start_s) and math.isfinite(end_s)):
+        raise LabelFormatError(path, line_number, f"start and end must be finite, got {line!r}")
+    if end_s < start_s:
+        raise LabelFormatError(path, line_number, f"end {end_s} is before start {start_s}")
+    return Segment(start_s, end_s, fields[2] if len(fields) == 3 else "", line_number)
 
 
 def is_voiced(label: str, label_format: str) -> bool:
@@ -106,6 +121,11 @@ def voiced_intervals(segments: list[Segment], *, label_format: str = "lab",
     """Sorted, disjoint, non-empty voiced intervals, fixed per the module's normalization rule."""
     voiced = [(s.start_s, s.end_s) for s in segments if is_voiced(s.label, label_format)]
     problems = []
+    unknown = unknown_label_lines(segments, label_format)
+    if unknown:
+        shown = ", ".join(f"line {s.line} {s.label!r}" if s.line else repr(s.label) for s in unknown[:3])
+        more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+        problems.append(f"labels other than 'sing'/'nosing' count as no voice: {shown}{more}")
     if any(a.start_s > b.start_s for a, b in zip(segments, segments[1:])):
         problems.append("lines are not in time order")
     if any(start < 0 for start, _ in voiced):
@@ -132,10 +152,25 @@ def voiced_intervals(segments: list[Segment], *, label_format: str = "lab",
     return [(a, b) for a, b in merged]
 
 
+def unknown_label_lines(segments: list[Segment], label_format: str) -> list[Segment]:
+    """Segments of a .lab file whose word is neither 'sing' nor 'nosing' (Audacity texts are all known)."""
+    if label_format != "lab":
+        return []
+    return [s for s in segments if s.label.strip().lower() not in (VOICE_LABEL, NO_VOICE_LABEL)]
+
+
+def warn_if_empty(segments: list[Segment], source: str) -> None:
+    """An empty label file is legal (no voice anywhere) but more often a mistake: say so."""
+    if not segments:
+        warnings.warn(f"{source}: no labels in the file, so it all counts as no voice", LabelWarning,
+                      stacklevel=3)
+
+
 def read_voiced_intervals(path: str | os.PathLike, *, duration_s: float | None = None) -> list[Interval]:
     """Read a label file and return its normalized voiced intervals."""
-    return voiced_intervals(read_segments(path), label_format=label_format_of(path),
-                            duration_s=duration_s, source=str(path))
+    segments = read_segments(path)
+    warn_if_empty(segments, str(path))
+    return voiced_intervals(segments, label_format=label_format_of(path), duration_s=duration_s, source=str(path))
 
 
 def intervals_to_targets(intervals: list[Interval], n_frames: int, frames_per_second: float) -> np.ndarray:

@@ -38,8 +38,12 @@ def test_read_jamendo_lab(tmp_path):
 def test_lab_anything_but_sing_is_no_voice(tmp_path):
     path = _write(tmp_path, "x.lab", "0 1 sing\n1 2 nosing\n2 3 voice\n3 4 SING\n4 5 singing\n"
                                       "5 6 music\n6 7\n")
-    # 'SING' is still sing (case-insensitive); 'voice', 'singing', '' are not 'sing'.
-    assert _no_warnings(read_voiced_intervals, path) == [(0.0, 1.0), (3.0, 4.0)]
+    # 'SING' is still sing (case-insensitive); 'voice', 'singing', '' are not 'sing', and say so.
+    with pytest.warns(LabelWarning) as record:
+        assert read_voiced_intervals(path) == [(0.0, 1.0), (3.0, 4.0)]
+    assert len(record) == 1
+    assert str(record[0].message) == (f"{path}: labels other than 'sing'/'nosing' count as no voice: "
+                                      "line 3 'voice', line 5 'singing', line 6 'music' and 1 more")
 
 
 def test_lab_with_tabs_and_mixed_whitespace(tmp_path):
@@ -68,9 +72,11 @@ def test_blank_lines_comments_and_bom_are_ignored(tmp_path):
     assert read_voiced_intervals(path) == [(1.0, 2.0)]
 
 
-def test_empty_file_has_no_voice(tmp_path):
-    assert read_voiced_intervals(_write(tmp_path, "x.lab", "")) == []
-    assert read_voiced_intervals(_write(tmp_path, "x.txt", "\n\n")) == []
+def test_empty_file_has_no_voice_and_says_so(tmp_path):
+    for name, text in (("x.lab", ""), ("x.txt", "\n\n")):
+        path = _write(tmp_path, name, text)
+        with pytest.warns(LabelWarning, match=f"{name}: no labels in the file, so it all counts as no voice"):
+            assert read_voiced_intervals(path) == []
 
 
 def test_is_voiced_and_label_format_of():

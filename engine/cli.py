@@ -98,6 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("model", type=Path)
     info.set_defaults(run=run_info)
 
+    cache = sub.add_parser("cache", help="show or empty the spectrogram cache",
+                           description="The spectrogram cache ($SVGUI_CACHE_DIR, else ~/.cache/svgui/spectrograms) "
+                                       "keeps decoded spectrograms; at most $SVGUI_CACHE_MAX_GB (default 8) GB, "
+                                       "least recently used first out.")
+    cache.add_argument("action", choices=("info", "clear"),
+                       help="info: folder, entries, size, limit; clear: delete every entry")
+    cache.add_argument("--json", action="store_true", help="info as JSON")
+    cache.set_defaults(run=run_cache)
+
     experiment = sub.add_parser(
         "experiment", help="run a study of many trainings from a plan (the paper's Figure 2, Tables 1-2)",
         description="Train every variant x repetition (x fold) of PLAN.toml, choose each threshold on "
@@ -178,6 +187,11 @@ def run_evaluate(args) -> int:
 def run_augment(args) -> int:
     from engine.commands import augment_command
     return augment_command(args)
+
+
+def run_cache(args) -> int:
+    from engine.cache_command import cache_command
+    return cache_command(args)
 
 
 def run_info(args) -> int:

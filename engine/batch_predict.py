@@ -3,6 +3,9 @@
 Both yield one small record per file, so a caller can show progress and cancel between files
 (the command line iterates; the GUI runs the same generators in a worker thread). A file that
 cannot be read becomes a record with an ``error`` and the others go on.
+
+Predictions are named song.pred.lab, song.pred.txt, ... (``engine.export.output_path``) and never
+replace a file that the folder's manifest does not record as ours, unless asked to (``overwrite``).
 """
 
 from __future__ import annotations
@@ -19,10 +22,13 @@ from engine.audio import is_audio_path
 from engine.cache import SpectrogramCache
 from engine.checkpoint import VoiceModel, file_sha256
 from engine.config import PredictConfig
-from engine.datasets import Track, TrackData, is_jamendo_layout, load_jamendo, load_track, resolve_dataset
-from engine.errors import ConfigError, EngineError
+from engine.datasets import (Track, TrackData, format_names, is_jamendo_layout, load_jamendo, load_track,
+                             resolve_dataset)
+from engine.errors import ConfigError, EngineError, OverwriteRefused
 from engine.evaluate import Evaluation, evaluate, predicted_intervals
-from engine.export import ExportInfo, manifest_entry, output_path, write_manifest, write_prediction
+from engine.export import (MANIFEST_NAME, ExportInfo, manifest_entry, output_path, recorded_outputs, write_manifest,
+                           write_prediction)
+from engine.fileio import ensure_writable_folder
 from engine.predict import predict_file, predict_linear
 
 
@@ -82,7 +88,8 @@ def find_audio_files(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], li
 
 
 def unique_output(out_dir: Path, source: Path, fmt: str, used: set[Path]) -> Path:
-    """One output per input, named after it; same-named inputs from different folders get -2, -3."""
+    """One output per input, named by ``output_path`` (song.pred.lab); same-named inputs from
+    different folders get song-2.pred.lab, song-3.pred.lab ... in input order."""
     target = output_path(out_dir, source, fmt)
     n = 2
     while target in used:
@@ -90,6 +97,56 @@ def unique_output(out_dir: Path, source: Path, fmt: str, used: set[Path]) -> Pat
         n += 1
     used.add(target)
     return target
+
+
+@dataclass(frozen=True)
+class OutputPlan:
+    """Where each input's prediction goes, decided before anything is decoded."""
+
+    sources: tuple[Path, ...]
+    targets: tuple[Path, ...]  # targets[i] is the output of sources[i]
+    ours: frozenset[Path]  # existing targets that their folder's manifest records as our output
+    foreign: tuple[Path, ...]  # existing targets it does not: replaced only when overwriting is asked for
+
+    @property
+    def folders(self) -> list[Path]:
+        """The output folders, in input order."""
+        return list(dict.fromkeys(t.parent for t in self.targets))
+
+    def may_write(self, target: Path, *, overwrite: bool) -> bool:
+        """Whether writing ``target`` replaces nothing but our own earlier output."""
+        return overwrite or target in self.ours or not target.exists()
+
+
+def plan_outputs(files: Sequence[str | os.PathLike], *, fmt: str,
+                 out_dir: str | os.PathLike | None) -> OutputPlan:
+    """Name every output (into ``out_dir``, or beside its audio file when None) and find the
+    files already there that no manifest records as ours."""
+    sources = tuple(Path(f) for f in files)
+    used: set[Path] = set()
+    targets = tuple(unique_output(Path(out_dir) if out_dir is not None else s.parent, s, fmt, used)
+                    for s in sources)
+    recorded = {folder: recorded_outputs(folder) for folder in dict.fromkeys(t.parent for t in targets)}
+    existing = [t for t in targets if t.exists()]
+    ours = frozenset(t for t in existing if t.name in recorded[t.parent])
+    return OutputPlan(sources, targets, ours, tuple(t for t in existing if t not in ours))
+
+
+def prepare_outputs(files: Sequence[str | os.PathLike], *, fmt: str, out_dir: str | os.PathLike | None,
+                    overwrite: bool = False) -> OutputPlan:
+    """``plan_outputs``, then check before any decoding: every output folder can be created and
+    written (else OutputWriteError naming it), and nothing foreign is in the way unless
+    ``overwrite`` (else OverwriteRefused listing the files)."""
+    plan = plan_outputs(files, fmt=fmt, out_dir=out_dir)
+    for folder in plan.folders:
+        ensure_writable_folder(folder)
+    if plan.foreign and not overwrite:
+        folders = ", ".join(str(f) for f in dict.fromkeys(t.parent for t in plan.foreign))
+        raise OverwriteRefused(plan.foreign, (
+            f"{len(plan.foreign)} file(s) exist where predictions would go and are not predictions "
+            f"recorded in {MANIFEST_NAME}: {format_names([t.name for t in plan.foreign])} (in {folders}); "
+            f"nothing was written"))
+    return plan
 
 
 def export_info(model: VoiceModel, *, threshold: float | None = None, tta: bool = False) -> ExportInfo:
@@ -104,38 +161,50 @@ def export_info(model: VoiceModel, *, threshold: float | None = None, tta: bool 
 
 
 def predict_files(model: VoiceModel, files: Sequence[str | os.PathLike], *, fmt: str,
-                  out_dir: str | os.PathLike | None, info: ExportInfo,
-                  config: PredictConfig = PredictConfig()) -> Iterator[FileOutcome | BatchDone]:
+                  out_dir: str | os.PathLike | None, info: ExportInfo, config: PredictConfig = PredictConfig(),
+                  overwrite: bool = False) -> Iterator[FileOutcome | BatchDone]:
     """Predict each file and write its export; yields a FileOutcome per file, then a BatchDone.
 
     ``out_dir`` None writes every export beside its audio file (and a manifest into each such
-    folder); otherwise all go into ``out_dir`` with one manifest. Closing the generator early
-    still writes the manifests of the files done so far.
+    folder); otherwise all go into ``out_dir`` with one manifest. Before the first file is
+    decoded, ``prepare_outputs`` checks the output folders and refuses to replace files that
+    are not our earlier output unless ``overwrite``; one that appears during the run is a
+    failed file. Manifests are merged with what they held. Closing the generator early still
+    writes the manifests of the files done so far.
     """
-    files = [Path(f) for f in files]
+    plan = prepare_outputs(files, fmt=fmt, out_dir=out_dir, overwrite=overwrite)
     outcomes: list[FileOutcome] = []
-    used: set[Path] = set()
     completed = False
     try:
-        for source in files:
-            outcome = _predict_one(model, source, fmt=fmt, out_dir=out_dir, info=info, config=config, used=used,
-                                   done=len(outcomes) + 1, total=len(files))
+        for source, target in zip(plan.sources, plan.targets):
+            outcome = predict_one(model, source, target, fmt=fmt, info=info, config=config,
+                                  replace=plan.may_write(target, overwrite=overwrite),
+                                  done=len(outcomes) + 1, total=len(plan.sources))
             outcomes.append(outcome)
             yield outcome
         completed = True
     finally:
-        manifests = _write_manifests(outcomes, fmt=fmt, out_dir=out_dir, info=info)
+        manifests = _write_manifests(outcomes, plan, fmt=fmt, info=info)
     yield BatchDone(tuple(outcomes), tuple(manifests), cancelled=not completed)
 
 
-def _predict_one(model: VoiceModel, source: Path, *, fmt: str, out_dir, info: ExportInfo, config: PredictConfig,
-                 used: set[Path], done: int, total: int) -> FileOutcome:
+def predict_one(model: VoiceModel, source: Path, target: Path, *, fmt: str, info: ExportInfo,
+                config: PredictConfig = PredictConfig(), replace: bool = False, done: int = 1,
+                total: int = 1) -> FileOutcome:
+    """Predict ``source`` and write ``target`` in ``fmt``; a failure becomes the outcome's error.
+
+    An existing ``target`` is replaced only when ``replace`` (our earlier output, or overwriting
+    asked for: ``OutputPlan.may_write``); otherwise it is refused before decoding.
+    """
+    source, target = Path(source), Path(target)
+    if target.exists() and not replace:
+        return FileOutcome(done, total, source, error=(
+            f"{target}: exists and is not a prediction recorded in {MANIFEST_NAME}; not replaced"))
     try:
         prediction = predict_file(model, source, tta=info.tta, config=config)
         intervals = predicted_intervals(prediction.probabilities, threshold=info.threshold,
                                         frames_per_second=prediction.frames_per_second,
                                         median_frames=info.median_frames)
-        target = unique_output(Path(out_dir) if out_dir is not None else source.parent, source, fmt, used)
         write_prediction(target, fmt, intervals=intervals, probabilities=prediction.probabilities,
                          duration_s=prediction.duration_s, info=info, name=source.name)
     except (EngineError, OSError, MemoryError) as exc:
@@ -146,22 +215,24 @@ def _predict_one(model: VoiceModel, source: Path, *, fmt: str, out_dir, info: Ex
                        voiced_s / max(prediction.duration_s, 1e-9))
 
 
-def _write_manifests(outcomes: list[FileOutcome], *, fmt: str, out_dir, info: ExportInfo) -> list[Path]:
+def _predict_one(model: VoiceModel, source: Path, *, fmt: str, out_dir, info: ExportInfo, config: PredictConfig,
+                 used: set[Path], done: int, total: int, overwrite: bool = False) -> FileOutcome:
+    """The earlier form of ``predict_one`` (output named here, into out_dir or beside the audio),
+    kept for its callers; it replaces only our recorded output unless ``overwrite``."""
+    target = unique_output(Path(out_dir) if out_dir is not None else source.parent, source, fmt, used)
+    replace = overwrite or target.name in recorded_outputs(target.parent)
+    return predict_one(model, source, target, fmt=fmt, info=info, config=config, replace=replace,
+                       done=done, total=total)
+
+
+def _write_manifests(outcomes: list[FileOutcome], plan: OutputPlan, *, fmt: str, info: ExportInfo) -> list[Path]:
+    """Merge each output folder's entries into its manifest (a folder with no file done gets none)."""
+    folder_of = {source: target.parent for source, target in zip(plan.sources, plan.targets)}
     groups: dict[Path, list[FileOutcome]] = {}
-    if out_dir is not None:
-        groups[Path(out_dir)] = outcomes
-    else:
-        for outcome in outcomes:
-            groups.setdefault(outcome.output.parent if outcome.output else outcome.source.parent, []).append(outcome)
-    written = []
-    for folder, group in groups.items():
-        try:
-            written.append(write_manifest(folder, info=info, fmt=fmt, entries=[o.manifest_entry() for o in group]))
-        except EngineError:
-            if out_dir is not None:
-                raise  # the one requested output folder cannot be written: say so
-            # beside the audio: a read-only source folder has failed entries only; nothing to describe
-    return written
+    for outcome in outcomes:
+        groups.setdefault(folder_of[outcome.source], []).append(outcome)
+    return [write_manifest(folder, info=info, fmt=fmt, entries=[o.manifest_entry() for o in group])
+            for folder, group in groups.items()]
 
 
 # ---- scoring a labelled set ----------------------------------------------------------------------

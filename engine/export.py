@@ -27,6 +27,8 @@ from engine.fileio import atomic_open, atomic_write_text
 from engine.labels import Interval, format_audacity, format_lab
 
 MANIFEST_NAME = "svgui-predictions.json"
+MANIFEST_VERSION = 2  # 2: merged across runs, every entry describes itself
+PREDICTION_TAG = ".pred"  # song.wav -> song.pred.lab: never the name of a ground-truth label file
 VOICE_TEXT = "voice"
 
 FORMATS: dict[str, str] = {
@@ -62,10 +64,28 @@ def _check_format(fmt: str) -> None:
         raise ConfigError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
 
 
-def output_path(out_dir: str | os.PathLike, audio_path: str | os.PathLike, fmt: str) -> Path:
-    """out_dir / (audio file stem + the format's suffix), e.g. out/song.lab."""
+def prediction_suffix(fmt: str) -> str:
+    """'.pred' + the format's suffix: '.pred.lab', '.pred.txt', '.pred.curve.csv', ..."""
     _check_format(fmt)
-    return Path(out_dir) / (Path(audio_path).stem + FORMATS[fmt])
+    return PREDICTION_TAG + FORMATS[fmt]
+
+
+def output_path(out_dir: str | os.PathLike, audio_path: str | os.PathLike, fmt: str) -> Path:
+    """out_dir / (audio file stem + '.pred' + the format's suffix), e.g. out/song.pred.lab.
+
+    The one place that names predictions: never song.lab or song.txt, the names of the
+    ground-truth label files beside the audio.
+    """
+    return Path(out_dir) / (Path(audio_path).stem + prediction_suffix(fmt))
+
+
+def is_prediction_file(path: str | os.PathLike) -> bool:
+    """Whether a file name is a prediction's (``output_path``): song.pred.lab, song-2.pred.txt, ...
+
+    Loaders of labelled folders skip these: a prediction is never ground truth.
+    """
+    name = Path(path).name.lower()
+    return any(name.endswith(PREDICTION_TAG + suffix.lower()) for suffix in FORMATS.values())
 
 
 def _region_means(intervals: list[Interval], probabilities: np.ndarray, frames_per_second: float) -> list[float]:
@@ -225,13 +245,64 @@ def manifest_entry(source: str | os.PathLike, output: str | os.PathLike | None =
             "duration_s": duration_s, "voiced_fraction": voiced_fraction, "error": error}
 
 
+class ManifestWarning(UserWarning):
+    """A folder's svgui-predictions.json could not be read; it is written anew."""
+
+
+def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
+    """folder/svgui-predictions.json as a dict with a ``files`` list (empty when there is none).
+
+    Every entry carries its own ``format``, ``info`` and ``created_utc``: entries of a version 1
+    manifest (one run per file) get them from its top level. A damaged manifest warns and
+    counts as empty, so it records no file as ours.
+    """
+    path = Path(folder) / MANIFEST_NAME
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("files", []), list):
+            raise ValueError("not a manifest object with a 'files' list")
+    except (FileNotFoundError, NotADirectoryError):
+        return {"files": []}
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        warnings.warn(f"{path} cannot be read ({getattr(exc, 'strerror', None) or exc}); "
+                      "it records no outputs and is written anew", ManifestWarning, stacklevel=2)
+        return {"files": []}
+    run = {k: manifest[k] for k in ("format", "info", "created_utc") if k in manifest}
+    manifest["files"] = [{**run, **entry} for entry in manifest.get("files", []) if isinstance(entry, dict)]
+    return manifest
+
+
+def recorded_outputs(folder: str | os.PathLike) -> frozenset[str]:
+    """Names of the files in ``folder`` that its manifest records as our predictions: only
+    these may be replaced without asking."""
+    return frozenset(Path(e["output"]).name for e in read_manifest(folder)["files"]
+                     if isinstance(e.get("output"), str))
+
+
+def _entry_key(entry: dict[str, Any]) -> tuple:
+    """An output file has one entry; a failure is one per source and format."""
+    if isinstance(entry.get("output"), str):
+        return ("output", Path(entry["output"]).name)
+    return ("failed", entry.get("source"), entry.get("format"))
+
+
 def write_manifest(folder: str | os.PathLike, *, info: ExportInfo, fmt: str,
                    entries: list[dict[str, Any]]) -> Path:
-    """Atomically write folder/svgui-predictions.json: who made the exports, how, and per input
-    file its source, output, duration_s, voiced_fraction and error (see ``manifest_entry``)."""
+    """Merge this run's entries into folder/svgui-predictions.json and write it atomically.
+
+    Each entry (see ``manifest_entry``) gets this run's ``format``, ``info`` and ``created_utc``.
+    It replaces an earlier entry for the same output file, and a failure of the same source in
+    the same format; every other earlier entry keeps its own description. The top-level
+    ``format``, ``suffix`` and ``info`` describe the latest run.
+    """
     _check_format(fmt)
-    manifest = {"created_utc": _utc_now(), "format": fmt, "suffix": FORMATS[fmt],
-                "info": info.to_dict(), "files": list(entries)}
+    now = _utc_now()
+    new = [{**entry, "format": fmt, "info": info.to_dict(), "created_utc": now} for entry in entries]
+    replaced = {_entry_key(e) for e in new}
+    replaced |= {("failed", e["source"], fmt) for e in new if e.get("output") is not None}
+    kept = [e for e in read_manifest(folder)["files"] if _entry_key(e) not in replaced]
+    manifest = {"version": MANIFEST_VERSION, "created_utc": now, "format": fmt, "suffix": prediction_suffix(fmt),
+                "info": info.to_dict(), "files": kept + new}
     path = Path(folder) / MANIFEST_NAME
     atomic_write_text(path, json.dumps(manifest, indent=2, default=_jsonable) + "\n")
     return path

@@ -1,5 +1,6 @@
 """Many files at once: listing audio, exports beside the files or into a folder, a bad file among good
-ones, cancelling, and scoring a labelled set exactly as engine.evaluate does."""
+ones, cancelling, never replacing files that are not ours, the merged manifest, and scoring a labelled
+set exactly as engine.evaluate does."""
 
 import json
 from pathlib import Path
@@ -8,12 +9,13 @@ import numpy as np
 import pytest
 
 from engine.batch_predict import (BatchDone, FileOutcome, ScoredSet, ScoreProgress, export_info, find_audio_files,
-                                  predict_files, score_tracks)
+                                  plan_outputs, predict_files, predict_one, prepare_outputs, score_tracks)
 from engine.cache import SpectrogramCache
 from engine.checkpoint import VoiceModel, load_model, save_model
 from engine.config import ModelConfig
-from engine.datasets import find_tracks, load_tracks
-from engine.errors import ConfigError
+from engine import batch_predict
+from engine.datasets import find_tracks, load_tracks, scan_folder
+from engine.errors import ConfigError, OutputWriteError, OverwriteRefused
 from engine.evaluate import evaluate, predicted_intervals
 from engine.export import MANIFEST_NAME
 from engine.labels import format_lab
@@ -64,7 +66,7 @@ def test_a_bad_file_does_not_stop_the_others_and_the_manifest_lists_all(model, f
     good = [o for o in outcomes if o.ok]
     expected = predict_file(model, folder / "a.wav")
     intervals = predicted_intervals(expected.probabilities, threshold=0.5)
-    assert (tmp_path / "out" / "a.lab").read_text() == format_lab(intervals, duration_s=expected.duration_s)
+    assert (tmp_path / "out" / "a.pred.lab").read_text() == format_lab(intervals, duration_s=expected.duration_s)
     assert good[0].voiced_fraction == pytest.approx(sum(b - a for a, b in intervals) / expected.duration_s)
     assert done.manifests == (tmp_path / "out" / MANIFEST_NAME,)
     manifest = json.loads(done.manifests[0].read_text())
@@ -78,7 +80,7 @@ def test_exports_beside_the_audio_with_a_manifest_per_folder(model, folder, tmp_
     shutil.copytree(folder, copy)
     files, _ = find_audio_files([copy])
     done = list(predict_files(model, files, fmt="csv", out_dir=None, info=export_info(model, tta=True)))[-1]
-    assert (copy / "a.csv").is_file() and (copy / "sub" / "b.csv").is_file()
+    assert (copy / "a.pred.csv").is_file() and (copy / "sub" / "b.pred.csv").is_file()
     assert {m.relative_to(copy).as_posix() for m in done.manifests} == {MANIFEST_NAME, f"sub/{MANIFEST_NAME}"}
     top = json.loads((copy / MANIFEST_NAME).read_text())
     assert [Path(e["source"]).name for e in top["files"]] == ["a.wav", "broken.wav"] and top["info"]["tta"]
@@ -91,6 +93,103 @@ def test_closing_early_still_writes_the_manifest_of_the_files_done(model, folder
     generator.close()
     manifest = json.loads((tmp_path / "out" / MANIFEST_NAME).read_text())
     assert [e["source"] for e in manifest["files"]] == [str(first.source)]
+
+
+def snapshot(folder):
+    """Every file under ``folder`` with its bytes."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def labelled(tmp_path):
+    """Audio with hand-made .lab and Audacity .txt ground truth beside it."""
+    root = tmp_path / "labelled"
+    write_song(root / "one.wav", 3.0, [(0.5, 2.0)], seed=1)
+    write_song(root / "two.flac", 3.0, [(1.0, 2.5)], seed=2, label_suffix=".txt")
+    write_song(root / "sub" / "three.wav", 3.0, [], seed=3)
+    (root / "sub" / "three.txt").write_text("0.5\t1.0\tverse 1\n")  # beside a .lab: notes
+    return root
+
+
+@pytest.fixture
+def no_decoding(monkeypatch):
+    """Fail the test if any audio is decoded."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("audio was decoded")
+    monkeypatch.setattr(batch_predict, "predict_file", refuse)
+
+
+@pytest.mark.parametrize("fmt", ["lab", "audacity"])
+def test_predicting_beside_ground_truth_keeps_every_label_file_byte_for_byte(model, labelled, fmt):
+    before = snapshot(labelled)
+    files, _ = find_audio_files([labelled])
+    done = list(predict_files(model, files, fmt=fmt, out_dir=None, info=export_info(model)))[-1]
+    assert not done.failures
+    suffix = ".pred.lab" if fmt == "lab" else ".pred.txt"
+    assert sorted(o.output.relative_to(labelled).as_posix() for o in done.outcomes) == \
+        [f"one{suffix}", f"sub/three{suffix}", f"two{suffix}"]
+    after = snapshot(labelled)
+    assert {name: after[name] for name in before} == before
+    # Loaders still pair the audio with its ground truth and list no prediction as an orphan label.
+    tracks, report = scan_folder(labelled, recursive=True)
+    assert [(t.name, t.label_path.name) for t in tracks] == [("one", "one.lab"), ("sub/three", "three.lab"),
+                                                            ("two", "two.txt")]
+    assert report.is_clean, report.summary()
+
+
+def test_a_foreign_file_at_an_output_name_is_refused_before_decoding(model, labelled, tmp_path, no_decoding):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "one.pred.lab").write_text("mine\n")
+    with pytest.raises(OverwriteRefused, match=r"1 file\(s\).*one\.pred\.lab.*nothing was written") as caught:
+        next(predict_files(model, [labelled / "one.wav", labelled / "two.flac"], fmt="lab", out_dir=out,
+                           info=export_info(model)))
+    assert caught.value.paths == (str(out / "one.pred.lab"),)
+    assert sorted(p.name for p in out.iterdir()) == ["one.pred.lab"] and (out / "one.pred.lab").read_text() == "mine\n"
+
+
+def test_overwrite_replaces_a_foreign_file_and_our_own_output_is_replaced_without_asking(model, labelled, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "one.pred.lab").write_text("mine\n")
+    info = export_info(model)
+    done = list(predict_files(model, [labelled / "one.wav"], fmt="lab", out_dir=out, info=info, overwrite=True))[-1]
+    assert not done.failures and (out / "one.pred.lab").read_text() != "mine\n"
+    plan = plan_outputs([labelled / "one.wav"], fmt="lab", out_dir=out)
+    assert plan.ours == {out / "one.pred.lab"} and plan.foreign == ()
+    (out / "one.pred.lab").write_text("stale prediction\n")  # ours per the manifest: a re-run replaces it
+    done = list(predict_files(model, [labelled / "one.wav"], fmt="lab", out_dir=out, info=info))[-1]
+    assert not done.failures and (out / "one.pred.lab").read_text().startswith("0.0")
+
+
+def test_a_file_that_appears_during_the_run_is_refused_alone(model, labelled, tmp_path):
+    target = tmp_path / "one.pred.lab"
+    target.write_text("appeared\n")
+    outcome = predict_one(model, labelled / "one.wav", target, fmt="lab", info=export_info(model))
+    assert not outcome.ok and "exists and is not a prediction recorded" in outcome.error
+    assert target.read_text() == "appeared\n"
+
+
+def test_an_output_folder_that_cannot_be_made_fails_before_decoding(model, labelled, tmp_path, no_decoding):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    for out in (blocker / "sub", blocker):
+        with pytest.raises(OutputWriteError, match=f"cannot write {out}"):
+            prepare_outputs([labelled / "one.wav"], fmt="lab", out_dir=out)
+        with pytest.raises(OutputWriteError):
+            next(predict_files(model, [labelled / "one.wav"], fmt="lab", out_dir=out, info=export_info(model)))
+    assert blocker.read_text() == "x" and sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "labelled"]
+
+
+def test_two_runs_in_different_formats_merge_the_manifest(model, labelled, tmp_path):
+    out = tmp_path / "out"
+    files = [labelled / "one.wav", labelled / "two.flac"]
+    list(predict_files(model, files, fmt="lab", out_dir=out, info=export_info(model)))
+    list(predict_files(model, files[:1], fmt="audacity", out_dir=out, info=export_info(model, threshold=0.3)))
+    manifest = json.loads((out / MANIFEST_NAME).read_text())
+    described = {Path(e["output"]).name: (e["format"], e["info"]["threshold"]) for e in manifest["files"]}
+    assert described == {"one.pred.lab": ("lab", 0.5), "two.pred.lab": ("lab", 0.5), "one.pred.txt": ("audacity", 0.3)}
+    assert manifest["format"] == "audacity"  # the top level describes the latest run
 
 
 def test_export_info_checks_the_threshold(model):

@@ -1,9 +1,11 @@
-"""Tests of the prediction writers: every format written and read back, manifest, atomicity."""
+"""Tests of the prediction writers: every format written and read back, prediction names, the merged manifest,
+atomicity."""
 
 import csv
 import json
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +13,8 @@ import pytest
 from engine import fileio
 from engine.errors import ConfigError, OutputWriteError
 from engine.evaluate import predicted_intervals, smooth_probabilities
-from engine.export import (FORMATS, MANIFEST_NAME, ExportInfo, manifest_entry, output_path, sidecar_path,
+from engine.export import (FORMATS, MANIFEST_NAME, ExportInfo, ManifestWarning, is_prediction_file, manifest_entry,
+                           output_path, prediction_suffix, read_manifest, recorded_outputs, sidecar_path,
                            write_manifest, write_npz_bundle, write_prediction, write_sidecar)
 from engine.labels import read_voiced_intervals
 
@@ -113,8 +116,19 @@ def test_textgrid_tiles_the_whole_file(tmp_path, prediction):
 def test_every_format_is_written(tmp_path, prediction):
     for fmt in FORMATS:
         path = write_prediction(output_path(tmp_path, "/music/song.wav", fmt), fmt, **prediction)
-        assert path.name == "song" + FORMATS[fmt] and path.stat().st_size > 0
-    assert sorted(os.listdir(tmp_path)) == sorted("song" + s for s in FORMATS.values())
+        assert path.name == "song.pred" + FORMATS[fmt] and path.stat().st_size > 0
+    assert sorted(os.listdir(tmp_path)) == sorted("song.pred" + s for s in FORMATS.values())
+
+
+def test_prediction_names_never_take_a_label_files_name(tmp_path):
+    names = {fmt: output_path(tmp_path, "/music/song.flac", fmt).name for fmt in FORMATS}
+    assert names["lab"] == "song.pred.lab" and names["audacity"] == "song.pred.txt"
+    assert names["curve"] == "song.pred.curve.csv" and names["textgrid"] == "song.pred.TextGrid"
+    assert all(prediction_suffix(fmt) == ".pred" + FORMATS[fmt] for fmt in FORMATS)
+    assert all(is_prediction_file(tmp_path / name) for name in names.values())
+    for ground_truth in ("song.lab", "song.txt", "song.csv", "pred.lab", "song.pred", "song.predicted.lab"):
+        assert not is_prediction_file(ground_truth), ground_truth
+    assert is_prediction_file("Song-2.PRED.LAB")
 
 
 def test_unknown_format_names_the_allowed_ones(tmp_path, prediction):
@@ -148,6 +162,42 @@ def test_manifest_and_sidecar(tmp_path):
     assert sidecar == sidecar_path(tmp_path / "a.lab") == tmp_path / "a.lab.json"
     record = json.loads(sidecar.read_text())
     assert record["info"] == INFO.to_dict() and record["source"] == "/music/a.wav"
+
+
+def test_the_manifest_is_merged_and_each_entry_keeps_its_description(tmp_path):
+    write_manifest(tmp_path, info=INFO, fmt="lab", entries=[
+        manifest_entry("/m/a.wav", tmp_path / "a.pred.lab", duration_s=10.0, voiced_fraction=0.3),
+        manifest_entry("/m/b.wav", error="b.wav: not an audio file")])
+    other = ExportInfo(model_name="other", threshold=0.4)
+    write_manifest(tmp_path, info=other, fmt="audacity", entries=[
+        manifest_entry("/m/a.wav", tmp_path / "a.pred.txt", duration_s=10.0, voiced_fraction=0.2)])
+    manifest = json.loads((tmp_path / MANIFEST_NAME).read_text())
+    assert manifest["version"] == 2 and manifest["format"] == "audacity" and manifest["info"]["model_name"] == "other"
+    by_output = {(Path(e["output"]).name if e["output"] else None): e for e in manifest["files"]}
+    assert set(by_output) == {"a.pred.lab", None, "a.pred.txt"}
+    assert by_output["a.pred.lab"]["format"] == "lab" and by_output["a.pred.lab"]["info"] == INFO.to_dict()
+    assert by_output[None]["format"] == "lab" and by_output[None]["error"].startswith("b.wav")
+    assert by_output["a.pred.txt"]["info"]["model_name"] == "other" and by_output["a.pred.txt"]["format"] == "audacity"
+    # The same output again replaces its entry; b.wav done at last replaces its failure in that format.
+    write_manifest(tmp_path, info=other, fmt="lab", entries=[
+        manifest_entry("/m/a.wav", tmp_path / "a.pred.lab", duration_s=10.0, voiced_fraction=0.5),
+        manifest_entry("/m/b.wav", tmp_path / "b.pred.lab", duration_s=3.0, voiced_fraction=0.0)])
+    files = read_manifest(tmp_path)["files"]
+    assert [(Path(e["output"]).name, e["info"]["model_name"]) for e in files] == \
+        [("a.pred.txt", "other"), ("a.pred.lab", "other"), ("b.pred.lab", "other")]
+    assert recorded_outputs(tmp_path) == {"a.pred.txt", "a.pred.lab", "b.pred.lab"}
+
+
+def test_a_version_1_manifest_lends_its_run_to_its_entries_and_a_damaged_one_records_nothing(tmp_path):
+    old = {"created_utc": "2026-01-01T00:00:00+00:00", "format": "csv", "suffix": ".csv", "info": INFO.to_dict(),
+           "files": [manifest_entry("/m/a.wav", "a.csv", duration_s=1.0, voiced_fraction=0.0)]}
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps(old))
+    write_manifest(tmp_path, info=INFO, fmt="lab", entries=[manifest_entry("/m/a.wav", "a.pred.lab")])
+    first = read_manifest(tmp_path)["files"][0]
+    assert first["output"] == "a.csv" and first["format"] == "csv" and first["created_utc"] == old["created_utc"]
+    (tmp_path / MANIFEST_NAME).write_text("{not json")
+    with pytest.warns(ManifestWarning, match="cannot be read"):
+        assert recorded_outputs(tmp_path) == frozenset()
 
 
 def test_write_under_a_file_raises_and_leaves_nothing(tmp_path, prediction):

@@ -58,7 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audio files or folders")
     predict.add_argument("--model", type=Path, help="model file (default: the bundled model)")
     predict.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
-    predict.add_argument("--format", default="lab", choices=sorted(FORMATS), help="output format (default lab)")
+    predict.add_argument("--format", default="lab", choices=sorted(FORMATS),
+                         help="output format (default lab); outputs are named SONG.pred.lab, SONG.pred.txt, ...")
+    predict.add_argument("--overwrite", action="store_true",
+                         help="replace files at the output names that svgui-predictions.json does not record as "
+                              "predictions (without it, predict refuses before decoding anything)")
     predict.add_argument("--tta", action="store_true", help="test-time augmentation (5 pitch shifts)")
     predict.add_argument("--threshold", type=float, help="override the model's threshold")
     predict.add_argument("--device", default="auto")

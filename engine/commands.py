@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from engine.batch_predict import BatchDone, evaluation_tracks, export_info, find_audio_files, predict_files
+from engine.batch_predict import (BatchDone, evaluation_tracks, export_info, find_audio_files, predict_files,
+                                  prepare_outputs)
 from engine.cache import SpectrogramCache
 from engine.checkpoint import load_model
 from engine.config import AugmentConfig, EvalConfig, PredictConfig, TrainConfig
 from engine.datasets import load_tracks, resolve_training_data
 from engine.devices import describe_device, pick_device
-from engine.errors import EngineError
+from engine.errors import EngineError, OverwriteRefused
 from engine.evaluate import evaluate, find_best_threshold
 from engine.predict import predict_linear
 
@@ -102,10 +103,15 @@ def predict_command(args, model_path: Path) -> int:
         print(f"warning: no audio files in {folder}", file=sys.stderr)
     if not files:
         raise EngineError("no audio files to predict")
+    try:  # the output folder and the files in the way, before any audio is decoded
+        prepare_outputs(files, fmt=args.format, out_dir=args.out, overwrite=args.overwrite)
+    except OverwriteRefused as exc:
+        raise EngineError(f"{exc}; pass --overwrite to replace them, or choose another --out") from None
     info = export_info(model, threshold=threshold, tta=args.tta)
     failures = 0
     with tqdm(total=len(files), desc="predicting", unit="file", file=sys.stderr, leave=False) as bar:
-        for outcome in predict_files(model, files, fmt=args.format, out_dir=args.out, info=info):
+        for outcome in predict_files(model, files, fmt=args.format, out_dir=args.out, info=info,
+                                     overwrite=args.overwrite):
             if isinstance(outcome, BatchDone):
                 break
             bar.update(1)

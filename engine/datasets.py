@@ -14,6 +14,7 @@ from engine.audio import AUDIO_EXTENSIONS, is_audio_path
 from engine.cache import SpectrogramCache
 from engine.config import FeatureConfig
 from engine.errors import ConfigError, DatasetError
+from engine.export import is_prediction_file
 from engine.labels import intervals_to_targets, read_voiced_intervals
 
 LABEL_SUFFIXES = (".lab", ".txt")  # in order of preference
@@ -65,13 +66,17 @@ def scan_folder(folder: str | os.PathLike, *, require_labels: bool = True,
                 recursive: bool = False) -> tuple[list[Track], DatasetReport]:
     """Pair audio files with same-stem label files beside them (.lab preferred over .txt).
 
+    Predictions (song.pred.lab, ``engine.export.is_prediction_file``) are skipped: never ground
+    truth, never listed as labels without audio.
+
     Tracks are sorted by name (the path relative to ``folder`` without extension); audio
     without labels becomes a track with ``label_path=None`` only if ``require_labels`` is False.
     """
     folder = _existing_folder(folder)
     groups: dict[Path, dict[str, Path]] = {}  # path without suffix -> {suffix: path}
     for path in _walk_files(folder, recursive=recursive):
-        groups.setdefault(path.with_suffix(""), {})[path.suffix.lower()] = path
+        if not is_prediction_file(path):  # song.pred.lab is our output, never ground truth or an orphan
+            groups.setdefault(path.with_suffix(""), {})[path.suffix.lower()] = path
     tracks, unlabelled, orphans, duplicates = [], [], [], []
     for base, by_suffix in groups.items():
         audio = [by_suffix[s] for s in AUDIO_EXTENSIONS if s in by_suffix]
@@ -136,7 +141,8 @@ def load_jamendo(root: str | os.PathLike, *, require_audio: bool = True) -> Jame
     root = _existing_folder(root)
     if not is_jamendo_layout(root):
         raise DatasetError(f"{root} is not a Jamendo corpus folder: it needs 'labels' and 'filelists' subfolders")
-    labels = {p.stem: p for p in (root / "labels").iterdir() if p.suffix.lower() == ".lab"}
+    labels = {p.stem: p for p in (root / "labels").iterdir()
+              if p.suffix.lower() == ".lab" and not is_prediction_file(p)}
     listed: dict[str, list[str]] = {}
     written_suffix: dict[str, str] = {}
     for split in JAMENDO_SPLITS:

@@ -48,3 +48,11 @@ class OutputWriteError(EngineError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"cannot write {self.path}: {reason}")
+
+
+class OverwriteRefused(EngineError):
+    """Files that are not ours (not recorded as our output) are in the way; nothing was replaced."""
+
+    def __init__(self, paths, reason: str):
+        self.paths = tuple(str(p) for p in paths)
+        super().__init__(reason)

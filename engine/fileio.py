@@ -85,3 +85,25 @@ def atomic_write_with(path: str | os.PathLike, write: Callable[[str], None]) -> 
         if isinstance(exc, OSError):
             raise OutputWriteError(path, exc.strerror or str(exc)) from None
         raise
+
+
+def ensure_writable_folder(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` (and its parents) and prove a file can be made in it, before long work.
+
+    Tested by creating a file, not by permission bits: root ignores those, and read-only
+    mounts or a file in the way do not show in them. Raises OutputWriteError naming the folder.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputWriteError(folder, "it exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = _create_temp_beside(folder / ".svgui-write-test")
+    except OutputWriteError as exc:
+        raise OutputWriteError(folder, exc.reason) from None
+    except OSError as exc:
+        raise OutputWriteError(folder, exc.strerror or str(exc)) from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(name)
+    return folder

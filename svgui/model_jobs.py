@@ -220,8 +220,10 @@ def readable_training_error(exc: BaseException, *, device: str, checkpoint: Path
 
 # ---- folder prediction --------------------------------------------------------------------------
 def run_batch_prediction(model_path: Path, inputs: Sequence[Path], *, fmt: str, out_dir: Path | None,
-                         tta: bool, device: str | None = None) -> Iterator[LogLine | FileOutcome | BatchDone]:
-    """Load a private copy of the model (the window's stays free), list the audio, predict each file."""
+                         tta: bool, device: str | None = None,
+                         overwrite: bool = False) -> Iterator[LogLine | FileOutcome | BatchDone]:
+    """Load a private copy of the model (the window's stays free), list the audio, predict each file;
+    files in the way that are not our recorded output are replaced only with ``overwrite``."""
     model = load_model(model_path, device=pick_device(device))
     files, empty = find_audio_files(inputs)
     for folder in empty:
@@ -229,7 +231,8 @@ def run_batch_prediction(model_path: Path, inputs: Sequence[Path], *, fmt: str, 
     if not files:
         raise EngineError("no audio files to predict in the chosen folders")
     yield LogLine(f"{len(files)} audio file(s) with {model.name}")
-    yield from predict_files(model, files, fmt=fmt, out_dir=out_dir, info=export_info(model, tta=tta))
+    yield from predict_files(model, files, fmt=fmt, out_dir=out_dir, info=export_info(model, tta=tta),
+                             overwrite=overwrite)
 
 
 # ---- evaluation and comparison ------------------------------------------------------------------

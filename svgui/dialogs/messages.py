@@ -109,9 +109,10 @@ def ask_recover_autosave(parent: QWidget | None, path: str | os.PathLike) -> boo
 
 
 def ask_yes_no(parent: QWidget | None, kind: str, title: str, text: str, informative: str, *, yes: str, no: str,
-               default_answer: bool) -> bool:
-    """A question with two buttons, ``yes`` the default; under NO_MODAL it is recorded and
-    ``answers[kind]`` (else ``default_answer``) is returned."""
+               default_answer: bool, yes_is_default: bool = True) -> bool:
+    """A question with two buttons, ``yes`` the default button unless ``yes_is_default`` is False
+    (destructive answers); under NO_MODAL it is recorded and ``answers[kind]`` (else
+    ``default_answer``) is returned."""
     if no_modal():
         recorded.append(RecordedMessage(kind, title, text, informative=informative))
         return bool(answers.get(kind, default_answer))
@@ -119,7 +120,8 @@ def ask_yes_no(parent: QWidget | None, kind: str, title: str, text: str, informa
     box.setTextFormat(Qt.TextFormat.PlainText)
     box.setInformativeText(informative)
     accept = box.addButton(yes, QMessageBox.ButtonRole.AcceptRole)
-    box.addButton(no, QMessageBox.ButtonRole.RejectRole)
-    box.setDefaultButton(accept)
+    reject = box.addButton(no, QMessageBox.ButtonRole.RejectRole)
+    box.setDefaultButton(accept if yes_is_default else reject)
+    box.setEscapeButton(reject)
     box.exec()
     return box.clickedButton() is accept

@@ -3,7 +3,10 @@
 The work is ``engine.batch_predict.predict_files`` (what ``svgui-engine predict`` runs) in a worker
 thread with a private copy of the model: progress per file, Cancel between files, and a file that
 cannot be read is listed with the reason while the others go on. A manifest
-(``svgui-predictions.json``) describes the exports in every folder written to.
+(``svgui-predictions.json``) describes the exports in every folder written to, merged with what it held.
+Outputs are named song.pred.lab, song.pred.txt, ...: never a ground-truth label file's name. Before
+starting, the window checks that every output folder can be written, and asks before replacing files
+that no manifest records as predictions.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from engine.audio import AUDIO_EXTENSIONS
-from engine.batch_predict import BatchDone, FileOutcome
-from engine.export import FORMATS
+from engine.batch_predict import BatchDone, FileOutcome, find_audio_files, prepare_outputs
+from engine.errors import EngineError
+from engine.export import FORMATS, MANIFEST_NAME, prediction_suffix
 from svgui.dialogs.export_dialog import FORMAT_NAMES
-from svgui.dialogs.messages import show_error
+from svgui.dialogs.messages import ask_yes_no, show_error
 from svgui.model_jobs import LogLine, run_batch_prediction
 from svgui.widgets.tables import files_progress_bar, make_read_only
 from svgui.workers import Worker, WorkerRegistry
@@ -69,8 +73,8 @@ class BatchPredictDialog(QDialog):
         inputs_layout.addLayout(input_buttons)
 
         self.format_combo = QComboBox()
-        for key, suffix in FORMATS.items():
-            self.format_combo.addItem(f"{FORMAT_NAMES.get(key, key)} ({suffix})", key)
+        for key in FORMATS:
+            self.format_combo.addItem(f"{FORMAT_NAMES.get(key, key)} ({prediction_suffix(key)})", key)
         self.format_combo.setCurrentIndex(self.format_combo.findData("lab"))
         self.beside_radio = QRadioButton("Beside each audio file")
         self.beside_radio.setChecked(True)
@@ -188,13 +192,22 @@ class BatchPredictDialog(QDialog):
         if problem:
             show_error(self, "Cannot start", problem)
             return False
+        fmt = self.format_combo.currentData()
+        try:  # before any decoding: the output folders can be written; which files are in the way
+            files, _ = find_audio_files(self.input_paths())
+            plan = prepare_outputs(files, fmt=fmt, out_dir=self.out_dir(), overwrite=True)
+        except EngineError as exc:
+            show_error(self, "Cannot start", exc)
+            return False
+        if plan.foreign and not ask_replace_files(self, plan.foreign):
+            self.status.setText("Not started: nothing was replaced.")
+            return False
         self.outcomes, self.done = [], None
         self.table.setRowCount(0)
         self.summary.hide()
         self.bar.setRange(0, 0)  # busy until the files are listed
-        fmt = self.format_combo.currentData()
         worker = Worker(run_batch_prediction, Path(model_path), self.input_paths(), fmt=fmt, out_dir=self.out_dir(),
-                        tta=self.tta_check.isChecked(), device=self._device)
+                        tta=self.tta_check.isChecked(), device=self._device, overwrite=bool(plan.foreign))
         worker.progress.connect(self._on_progress)
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
@@ -321,6 +334,18 @@ class BatchPredictDialog(QDialog):
         done = [o for o in self.outcomes if o.ok]
         if done:
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(done[0].output.parent)))
+
+
+def ask_replace_files(parent: QWidget | None, paths) -> bool:
+    """Whether to replace files at the prediction names that no manifest records as ours; No is the default."""
+    shown = [f"  • {p}" for p in paths[:MAX_FAILURES_LISTED]]
+    if len(paths) > MAX_FAILURES_LISTED:
+        shown.append(f"  … and {len(paths) - MAX_FAILURES_LISTED} more")
+    text = f"{len(paths)} existing file(s) would be replaced by predictions:\n" + "\n".join(shown)
+    informative = (f"They are not predictions recorded in {MANIFEST_NAME}: they may be your own files. "
+                   "Replace them?")
+    return ask_yes_no(parent, "replace_files", "Replace files?", text, informative, yes="Replace", no="Cancel",
+                      default_answer=False, yes_is_default=False)
 
 
 def _escape(text: str | None) -> str:

@@ -2,7 +2,8 @@
 
 ``export_document_predictions`` does the work and needs no dialog; ``ExportDialog`` lets the
 user pick the format and the file. Every export records the model and the threshold: inside the
-file where the format has a place for it (npz, JAMS), else in a JSON sidecar (song.lab.json).
+file where the format has a place for it (npz, JAMS), else in a JSON sidecar (song.pred.lab.json). The
+suggested name is the prediction's (song.pred.lab), and replacing a file that is not a prediction asks first.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog
                                QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget)
 
 from engine.errors import EngineError
-from engine.export import FORMATS, ExportInfo, sidecar_path, write_prediction, write_sidecar
-from svgui.dialogs.messages import show_error
+from engine.export import (FORMATS, ExportInfo, is_prediction_file, output_path, sidecar_path, write_prediction,
+                           write_sidecar)
+from svgui.dialogs.messages import ask_yes_no, show_error
 from svgui.document import Document
 
 FORMAT_NAMES: dict[str, str] = {  # shown with the suffix: "Audacity labels (.txt)"
@@ -43,7 +45,8 @@ METADATA_FORMATS = frozenset({"npz", "jams"})  # formats that store model and th
 
 
 def _strip_export_suffix(name: str) -> str:
-    """'song.curve.csv' -> 'song' for any of our suffixes (longest first), else drop one suffix."""
+    """'song.curve.csv' -> 'song', 'song.pred.lab' -> 'song.pred' for any of our suffixes (longest
+    first), else drop one suffix."""
     for suffix in sorted(FORMATS.values(), key=len, reverse=True):
         if name.lower().endswith(suffix.lower()) and len(name) > len(suffix):
             return name[:-len(suffix)]
@@ -51,9 +54,9 @@ def _strip_export_suffix(name: str) -> str:
 
 
 def default_export_path(document: Document, fmt: str) -> Path:
-    """Audio stem + the format's suffix, next to the audio (song.wav -> song.lab)."""
+    """The prediction's name next to the audio (song.wav -> song.pred.lab), never the labels' song.lab."""
     audio = document.audio_path or Path.home() / "untitled"
-    return audio.with_name(audio.stem + FORMATS[fmt])
+    return output_path(audio.parent, audio, fmt)
 
 
 def export_info(document: Document, *, tta: bool = False, model_sha256: str = "") -> ExportInfo:
@@ -207,6 +210,11 @@ class ExportDialog(QDialog):
     def accept(self) -> None:
         path = self.path()
         if path is None:
+            return
+        if path.exists() and not is_prediction_file(path) and not ask_yes_no(
+                self, "replace_files", "Replace file?", f"{path} exists and is not a prediction file (*.pred.*).",
+                "It may be your own labels. Replace it with the predictions?", yes="Replace", no="Cancel",
+                default_answer=False, yes_is_default=False):
             return
         try:
             self.exported_path = export_document_predictions(self.document, path, self.format())

@@ -1,5 +1,7 @@
 """Folder prediction in the background: a corrupt file among good ones, exports beside the files or in a
-folder, Cancel between files with a manifest of the files done, and the Model menu entry."""
+folder, ground truth kept byte for byte, a question before replacing files that are not ours, an
+unwritable output folder refused before starting, Cancel between files with a manifest of the files
+done, and the Model menu entry."""
 
 import json
 import threading
@@ -56,8 +58,8 @@ def test_a_corrupt_file_is_reported_and_the_others_are_written_beside_the_audio(
     done = blocker.args[0]
     assert len(done.outcomes) == 4 and dialog.table.rowCount() == 4
     assert [o.source.name for o in dialog.failures()] == ["zz-broken.wav"]
-    assert (folder / "one.lab").read_text() != "" and (folder / "two.lab").is_file()
-    assert (folder / "more" / "three.lab").is_file()
+    assert (folder / "one.pred.lab").read_text() != "" and (folder / "two.pred.lab").is_file()
+    assert (folder / "more" / "three.pred.lab").is_file()
     assert dialog.bar.value() == dialog.bar.maximum() == 4
     summary = dialog.summary_text
     assert "3 of 4 file(s) predicted" in summary and "1 failed" in summary and "zz-broken.wav" in summary
@@ -65,7 +67,7 @@ def test_a_corrupt_file_is_reported_and_the_others_are_written_beside_the_audio(
     assert rows["zz-broken.wav"].startswith("error:") and "voice" in rows["one.wav"]
     manifest = json.loads((folder / MANIFEST_NAME).read_text())
     entries = {Path(e["source"]).name: e for e in manifest["files"]}
-    assert entries["zz-broken.wav"]["error"] and entries["one.wav"]["output"].endswith("one.lab")
+    assert entries["zz-broken.wav"]["error"] and entries["one.wav"]["output"].endswith("one.pred.lab")
     assert (folder / "more" / MANIFEST_NAME).is_file()
     assert not [m for m in messages.recorded if m.kind == "error"]  # listed, not a pop-up
 
@@ -79,10 +81,65 @@ def test_exports_into_a_folder_with_tta(qtbot, dialog, folder, env):
     dialog.tta_check.setChecked(True)
     with qtbot.waitSignal(dialog.batchFinished, timeout=TIMEOUT_MS):
         dialog.start()
-    assert sorted(p.name for p in out.iterdir()) == sorted(["one.npz", "three.npz", MANIFEST_NAME])
+    assert sorted(p.name for p in out.iterdir()) == sorted(["one.pred.npz", "three.pred.npz", MANIFEST_NAME])
     manifest = json.loads((out / MANIFEST_NAME).read_text())
     assert manifest["info"]["tta"] is True and manifest["format"] == "npz"
     assert "2 of 2 file(s) predicted." in dialog.summary_text
+
+
+def snapshot(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("fmt", ["lab", "audacity"])
+def test_predicting_beside_ground_truth_keeps_every_label_file_byte_for_byte(qtbot, dialog, env, fmt):
+    root = env / "labelled"
+    write_song(root / "one.wav", 3.0, [(0.5, 2.0)], seed=1)  # one.lab
+    write_song(root / "two.flac", 3.0, [(1.0, 2.5)], seed=2, label_suffix=".txt")  # Audacity ground truth
+    write_song(root / "sub" / "three.wav", 3.0, [], seed=3, label_suffix=".txt")
+    before = snapshot(root)
+    dialog.add_input(root)
+    dialog.set_format(fmt)
+    dialog.set_destination(None)  # the default: beside each audio file
+    with qtbot.waitSignal(dialog.batchFinished, timeout=TIMEOUT_MS) as blocker:
+        assert dialog.start()
+    assert not blocker.args[0].failures
+    after = snapshot(root)
+    assert {name: after[name] for name in before} == before
+    tag = ".pred.lab" if fmt == "lab" else ".pred.txt"
+    assert {"one" + tag, "two" + tag, "sub/three" + tag} <= set(after)
+    assert not [m for m in messages.recorded if m.kind == "replace_files"]
+    with qtbot.waitSignal(dialog.batchFinished, timeout=TIMEOUT_MS):  # a re-run replaces our own outputs unasked
+        assert dialog.start()
+    assert not [m for m in messages.recorded if m.kind == "replace_files"]
+    assert {name: p for name, p in snapshot(root).items() if name in before} == before
+
+
+def test_files_that_are_not_ours_are_replaced_only_after_a_yes(qtbot, dialog, folder, env):
+    out = env / "exports"
+    out.mkdir()
+    (out / "one.pred.lab").write_bytes(b"hand-made\n")
+    dialog.add_input(folder / "one.wav")
+    dialog.set_destination(out)
+    assert not dialog.start()  # the recorded answer is the default: Cancel
+    question = messages.recorded[-1]
+    assert question.kind == "replace_files" and str(out / "one.pred.lab") in question.text
+    assert not dialog.is_running and (out / "one.pred.lab").read_bytes() == b"hand-made\n"
+    assert sorted(p.name for p in out.iterdir()) == ["one.pred.lab"]
+    messages.answers["replace_files"] = True
+    with qtbot.waitSignal(dialog.batchFinished, timeout=TIMEOUT_MS) as blocker:
+        assert dialog.start()
+    assert not blocker.args[0].failures and (out / "one.pred.lab").read_bytes() != b"hand-made\n"
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_before_starting(dialog, folder, env):
+    blocker = env / "a-file"
+    blocker.write_text("x")
+    dialog.add_input(folder)
+    dialog.set_destination(blocker / "out")
+    assert not dialog.start() and not dialog.is_running
+    assert messages.recorded[-1].kind == "error" and str(blocker / "out") in messages.recorded[-1].text
+    assert blocker.read_text() == "x" and dialog.table.rowCount() == 0
 
 
 def test_cancel_stops_between_files_and_the_manifest_lists_the_files_done(qtbot, dialog, folder, env, monkeypatch):

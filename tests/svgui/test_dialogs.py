@@ -44,7 +44,7 @@ def read_sidecar(path: Path) -> dict:
 @pytest.mark.parametrize("fmt", ["lab", "audacity"])
 def test_label_exports_read_back_as_the_predicted_intervals(document, tmp_path, fmt):
     path = export_document_predictions(document, default_export_path(document, fmt), fmt)
-    assert path == tmp_path / f"my song{FORMATS[fmt]}"
+    assert path == tmp_path / f"my song.pred{FORMATS[fmt]}"  # never the labels' "my song.lab"
     expected = document.predicted_intervals()
     assert len(expected) == 2
     np.testing.assert_allclose(read_voiced_intervals(path), expected, atol=1e-6)
@@ -120,12 +120,12 @@ def test_export_dialog_defaults_switches_suffix_and_exports(document, qtbot, tmp
     dialog = ExportDialog(document)
     qtbot.addWidget(dialog)
     assert dialog.format() == "audacity"
-    assert dialog.path() == tmp_path / "my song.txt"
-    assert "2 predicted voice regions" in dialog.summary_text() and "my song.txt.json" in dialog.summary_text()
+    assert dialog.path() == tmp_path / "my song.pred.txt"
+    assert "2 predicted voice regions" in dialog.summary_text() and "my song.pred.txt.json" in dialog.summary_text()
     dialog.set_format("curve")
-    assert dialog.path() == tmp_path / "my song.curve.csv"
+    assert dialog.path() == tmp_path / "my song.pred.curve.csv"
     dialog.set_format("lab")
-    assert dialog.path() == tmp_path / "my song.lab"
+    assert dialog.path() == tmp_path / "my song.pred.lab"
     dialog.set_format("npz")
     assert "stored inside the file" in dialog.summary_text()
     dialog.set_format("lab")
@@ -133,10 +133,27 @@ def test_export_dialog_defaults_switches_suffix_and_exports(document, qtbot, tmp
     save_screenshot(dialog, "export_dialog")
     with qtbot.waitSignal(dialog.exported) as exported:
         dialog.accept()
-    assert exported.args == [tmp_path / "my song.lab"]
-    np.testing.assert_allclose(read_voiced_intervals(tmp_path / "my song.lab"), document.predicted_intervals(),
+    assert exported.args == [tmp_path / "my song.pred.lab"]
+    np.testing.assert_allclose(read_voiced_intervals(tmp_path / "my song.pred.lab"), document.predicted_intervals(),
                                atol=1e-6)
     assert dialog.result() == dialog.DialogCode.Accepted
+    assert not [m for m in messages.recorded if m.kind == "replace_files"]
+
+
+def test_export_dialog_asks_before_replacing_a_file_that_is_not_a_prediction(document, qtbot, tmp_path):
+    labels = tmp_path / "my song.lab"
+    labels.write_bytes(b"0.0 20.0 nosing\n")
+    dialog = ExportDialog(document, fmt="lab")
+    qtbot.addWidget(dialog)
+    dialog.set_path(labels)
+    with qtbot.assertNotEmitted(dialog.exported):
+        dialog.accept()  # the recorded answer is the default: Cancel
+    assert messages.recorded[-1].kind == "replace_files" and "my song.lab" in messages.recorded[-1].text
+    assert labels.read_bytes() == b"0.0 20.0 nosing\n" and not sidecar_path(labels).exists()
+    messages.answers["replace_files"] = True
+    with qtbot.waitSignal(dialog.exported):
+        dialog.accept()
+    assert labels.read_bytes() != b"0.0 20.0 nosing\n"
 
 
 def test_export_dialog_reports_write_errors_and_stays_open(document, qtbot, tmp_path):

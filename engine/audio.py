@@ -6,7 +6,10 @@ never exists in memory as float32 at its original rate (only the 22,050 Hz mono 
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +19,15 @@ import soxr
 from engine.errors import AudioLoadError
 
 BLOCK_FRAMES = 1 << 18  # ~6 s at 44.1 kHz: small enough for bounded memory, big enough to be fast
+SALVAGE_FRAMES = 4096  # after a decode error, re-read the failed block in steps this small
 RESAMPLE_QUALITY = "HQ"  # librosa's default res_type is soxr_hq
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au", ".caf",
                     ".w64", ".rf64", ".opus")
+
+
+class AudioWarning(UserWarning):
+    """An audio file was decoded only in part (truncated or damaged after some point)."""
 
 
 def is_audio_path(path: str | os.PathLike) -> bool:
@@ -51,6 +59,12 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int = 22050) -> np.ndarr
     AudioLoadError
         Naming the file and the reason: missing, empty, corrupt, unsupported, zero length,
         non-finite samples.
+
+    Warns
+    -----
+    AudioWarning
+        A file that breaks off (a truncated download, a damaged block) gives what decodes before
+        the damage, and a warning naming the time where decoding stopped.
     """
     path = Path(path)
     _check_file(path)
@@ -65,10 +79,13 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int = 22050) -> np.ndarr
             # blocks, which would need twice the memory of a long file at its end.
             expected = audio.frames * sample_rate // rate_in + 64 if audio.frames > 0 else 0
             out = _Buffer(expected)
-            n_in = 0
+            n_in, damage = 0, None
             while True:
-                block = audio.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
-                last = len(block) < BLOCK_FRAMES
+                try:
+                    block = audio.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+                    last = len(block) < BLOCK_FRAMES
+                except (sf.LibsndfileError, RuntimeError) as exc:
+                    block, damage, last = _salvage(audio, n_in), exc, True
                 n_in += len(block)
                 mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
                 if not np.isfinite(mono).all():
@@ -85,9 +102,30 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int = 22050) -> np.ndarr
         raise AudioLoadError(path, _describe_decode_error(path, exc)) from None
     except MemoryError:
         raise AudioLoadError(path, "too long to decode in the available memory") from None
+    if damage is not None:
+        detail = str(damage).split(": ", 1)[-1].strip() or type(damage).__name__
+        if n_in == 0:
+            raise AudioLoadError(path, f"corrupt or unreadable audio from the start ({detail})")
+        warnings.warn(f"{path}: unreadable after {n_in / rate_in:.2f} s of {audio.frames / rate_in:.2f} s "
+                      f"({detail}); using the first {n_in / rate_in:.2f} s", AudioWarning, stacklevel=2)
     if n_in == 0:
         raise AudioLoadError(path, "contains no audio samples (zero length)")
     return out.result()
+
+
+def _salvage(audio: sf.SoundFile, start_frame: int) -> np.ndarray:
+    """The frames from ``start_frame`` that still decode, read in small steps up to the damage."""
+    blocks = []
+    try:
+        audio.seek(start_frame)
+        while True:
+            block = audio.read(SALVAGE_FRAMES, dtype="float32", always_2d=True)
+            blocks.append(block)
+            if len(block) < SALVAGE_FRAMES:
+                break
+    except (sf.LibsndfileError, RuntimeError):
+        pass  # the damage: keep what came before it
+    return np.concatenate(blocks) if blocks else np.zeros((0, audio.channels), dtype=np.float32)
 
 
 class _Buffer:
@@ -113,11 +151,18 @@ class _Buffer:
 
 
 def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise AudioLoadError(path, "file not found")
-    if path.is_dir():
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise AudioLoadError(path, "broken symbolic link" if path.is_symlink() else "file not found") from None
+    except OSError as exc:
+        reason = "symbolic link loop" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
+        raise AudioLoadError(path, reason) from None
+    if stat.S_ISDIR(info.st_mode):
         raise AudioLoadError(path, "is a folder, not an audio file")
-    if path.stat().st_size == 0:
+    if not stat.S_ISREG(info.st_mode):
+        raise AudioLoadError(path, "not a regular file (a pipe or device?)")
+    if info.st_size == 0:
         raise AudioLoadError(path, "file is empty (0 bytes)")
 
 
@@ -127,4 +172,7 @@ def _describe_decode_error(path: Path, exc: Exception) -> str:
     detail = str(exc).split(": ", 1)[-1].strip() or type(exc).__name__
     if suffix and suffix not in known:
         return f"unsupported format '{suffix}' ({detail})"
+    if detail.startswith("File does not exist or is not a regular file"):
+        # libsndfile says this of any file it finds no audio in; _check_file saw a regular file
+        return "not decodable audio (no audio stream libsndfile can read)"
     return f"corrupt or unreadable audio ({detail})"

@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 
 from engine import audio
-from engine.audio import audio_duration_s, is_audio_path, load_audio
+from engine.audio import AudioWarning, audio_duration_s, is_audio_path, load_audio
 from engine.errors import AudioLoadError, EngineError
 from tests.synth import synth_song
 
@@ -170,11 +170,36 @@ def test_empty_file(tmp_path):
     _assert_load_error(path, "empty")
 
 
-@pytest.mark.parametrize("suffix", [".wav", ".flac", ".mp3"])
-def test_corrupt_file(tmp_path, suffix):
+@pytest.mark.parametrize("suffix, reason", [(".wav", "corrupt"), (".flac", "corrupt"),
+                                            (".mp3", "not decodable audio")])
+def test_corrupt_file(tmp_path, suffix, reason):
     path = tmp_path / f"corrupt{suffix}"
     path.write_bytes(np.random.default_rng(0).bytes(5000))
-    _assert_load_error(path, "corrupt")
+    error = _assert_load_error(path, reason)
+    assert "does not exist" not in str(error)  # libsndfile's words for 'no audio found' in an mp3
+
+
+def test_symbolic_link_loop_and_broken_link(tmp_path):
+    loop = tmp_path / "loop.wav"
+    loop.symlink_to(loop)
+    _assert_load_error(loop, "symbolic link loop")
+    dangling = tmp_path / "dangling.wav"
+    dangling.symlink_to(tmp_path / "gone.wav")
+    _assert_load_error(dangling, "broken symbolic link")
+
+
+def test_truncated_flac_decodes_what_is_readable_and_warns_with_the_position(tmp_path):
+    samples = np.random.default_rng(2).uniform(-0.5, 0.5, 22050 * 10).astype(np.float32)
+    full = tmp_path / "full.flac"
+    sf.write(full, samples, 22050)
+    path = tmp_path / "truncated.flac"
+    path.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    with pytest.warns(AudioWarning, match=r"truncated.flac: unreadable after (\d+\.\d\d) s of 10.00 s") as record:
+        decoded = load_audio(path)
+    kept_s = float(str(record[0].message).split("unreadable after ")[1].split(" s")[0])
+    assert len(decoded) / 22050 == pytest.approx(kept_s, abs=0.005)  # the message has 2 decimals
+    assert 3.0 < kept_s < 5.5  # about half of the file, the damaged last block lost at most
+    np.testing.assert_array_equal(decoded, samples[: len(decoded)])  # what is kept is exact
 
 
 def test_flac_with_damaged_body(tmp_path):

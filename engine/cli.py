@@ -13,6 +13,7 @@ import traceback
 from pathlib import Path
 
 from engine.errors import EngineError
+from engine.warning_format import use_plain_warnings
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -147,7 +148,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_precision(parser: argparse.ArgumentParser, *, default: str | None = "auto", extra: str = "") -> None:
+    from engine.config import PRECISIONS
+
+    parser.add_argument("--precision", default=default, choices=PRECISIONS,
+                        help="network arithmetic: auto (bf16 where this CPU/GPU runs it natively and faster, "
+                             "else fp32), fp32, bf16 (emulated and slow on CPUs without AMX/AVX-512 BF16), "
+                             "fp16 (CUDA only)" + extra)
+
+
 def main(argv: list[str] | None = None) -> int:
+    use_plain_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

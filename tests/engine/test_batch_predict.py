@@ -3,6 +3,9 @@ ones, cancelling, never replacing files that are not ours, the merged manifest, 
 set exactly as engine.evaluate does."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +15,7 @@ from engine.batch_predict import (BatchDone, FileOutcome, ScoredSet, ScoreProgre
                                   plan_outputs, predict_files, predict_one, prepare_outputs, score_tracks)
 from engine.cache import SpectrogramCache
 from engine.checkpoint import VoiceModel, load_model, save_model
+from engine.cli import main as cli_main
 from engine.config import ModelConfig
 from engine import batch_predict
 from engine.datasets import find_tracks, load_tracks, scan_folder
@@ -20,6 +24,7 @@ from engine.evaluate import evaluate, predicted_intervals
 from engine.export import MANIFEST_NAME
 from engine.labels import format_lab
 from engine.predict import predict_file, predict_linear
+from tests.cli_helpers import assert_one_line_error
 from tests.synth import write_song
 
 SMALL = ModelConfig(conv_channels=(8, 8, 16, 8), dense_units=(32, 16))
@@ -190,6 +195,63 @@ def test_two_runs_in_different_formats_merge_the_manifest(model, labelled, tmp_p
     described = {Path(e["output"]).name: (e["format"], e["info"]["threshold"]) for e in manifest["files"]}
     assert described == {"one.pred.lab": ("lab", 0.5), "two.pred.lab": ("lab", 0.5), "one.pred.txt": ("audacity", 0.3)}
     assert manifest["format"] == "audacity"  # the top level describes the latest run
+
+
+# ---- the command line, in a subprocess --------------------------------------------------------
+def run_predict(*args):
+    result = subprocess.run([sys.executable, "-m", "engine.cli", "predict", *map(str, args)],
+                            capture_output=True, text=True, timeout=120)
+    return result.returncode, result.stderr
+
+
+def test_cli_predict_into_the_labelled_folder_keeps_ground_truth_and_merges_the_manifest(model, labelled):
+    before = snapshot(labelled)
+    for fmt in ("lab", "audacity"):  # the issue's case: --out is the folder of audio and labels itself
+        code, err = run_predict(labelled, "--model", model.path, "--out", labelled, "--format", fmt)
+        assert code == 0, err
+    after = snapshot(labelled)
+    assert {name: after[name] for name in before} == before
+    new = sorted(set(after) - set(before))
+    assert new == sorted([MANIFEST_NAME] + [f"{n}.pred.{x}" for n in ("one", "three", "two") for x in ("lab", "txt")])
+    manifest = json.loads((labelled / MANIFEST_NAME).read_text())
+    assert sorted((Path(e["output"]).name, e["format"]) for e in manifest["files"]) == sorted(
+        [(f"{n}.pred.lab", "lab") for n in ("one", "three", "two")]
+        + [(f"{n}.pred.txt", "audacity") for n in ("one", "three", "two")])
+
+
+def test_cli_refuses_a_foreign_file_before_decoding_and_replaces_it_with_overwrite(model, labelled, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "two.pred.lab").write_bytes(b"hand-made\n")
+    code, err = run_predict(labelled, "--model", model.path, "--out", out)
+    assert_one_line_error(code, err, "two.pred.lab", "--overwrite", "nothing was written")
+    assert sorted(p.name for p in out.iterdir()) == ["two.pred.lab"]  # not even the other files
+    assert (out / "two.pred.lab").read_bytes() == b"hand-made\n"
+    argv = ["predict", str(labelled), "--model", str(model.path), "--out", str(out)]
+    assert cli_main(argv + ["--overwrite"]) == 0  # in-process from here: a subprocess costs seconds
+    assert (out / "two.pred.lab").read_bytes() != b"hand-made\n" and (out / "one.pred.lab").is_file()
+    assert cli_main(argv) == 0  # now ours: re-running replaces them unasked
+
+
+def test_cli_output_folder_that_cannot_be_written_fails_before_decoding(model, labelled, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    code, err = run_predict(labelled, "--model", model.path, "--out", blocker / "sub")
+    assert_one_line_error(code, err, f"cannot write {blocker / 'sub'}")
+    assert blocker.read_text() == "x"
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into read-only folders")
+def test_cli_read_only_output_folder_fails_before_decoding(model, labelled, tmp_path):
+    out = tmp_path / "read-only"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        code, err = run_predict(labelled, "--model", model.path, "--out", out)
+    finally:
+        out.chmod(0o755)
+    assert_one_line_error(code, err, f"cannot write {out}", "Permission denied")
+    assert list(out.iterdir()) == []
 
 
 def test_export_info_checks_the_threshold(model):

@@ -124,7 +124,7 @@ def test_predict_every_format(model_path, corpus, tmp_path, capsys, fmt):
     assert code == 0, captured.err
     assert "2 of 2 file(s) predicted" in captured.out
     songs = sorted(valid_dir.glob("*.wav"))
-    suffix = FORMATS[fmt]
+    suffix = ".pred" + FORMATS[fmt]
     assert sorted(p.name for p in out_dir.iterdir()) == sorted([MANIFEST_NAME] + [s.stem + suffix for s in songs])
 
     model = load_model(model_path)
@@ -187,7 +187,7 @@ def test_predict_single_file_with_threshold_and_tta(model_path, corpus, tmp_path
     assert code == 0, capsys.readouterr().err
     model = load_model(model_path)
     expected = predict_file(model, song, tta=True)
-    with np.load(out_dir / "song1.npz") as archive:
+    with np.load(out_dir / "song1.pred.npz") as archive:
         assert np.array_equal(archive["probabilities"], expected.probabilities)
         assert float(archive["threshold"]) == 0.25 and bool(archive["tta"])
         assert np.allclose(archive["intervals_s"].reshape(-1, 2),
@@ -207,11 +207,11 @@ def test_predict_folder_with_a_corrupt_file(model_path, corpus, tmp_path, capsys
     assert "Traceback" not in captured.err
     assert any("broken.wav" in line for line in error_lines(captured.err)), captured.err
     assert "1 of 2 file(s) predicted" in captured.out and "1 failed" in captured.out
-    assert sorted(p.name for p in out_dir.iterdir()) == sorted([MANIFEST_NAME, "good.lab"])
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted([MANIFEST_NAME, "good.pred.lab"])
     manifest = json.loads((out_dir / MANIFEST_NAME).read_text())
     by_name = {Path(e["source"]).name: e for e in manifest["files"]}
     assert set(by_name) == {"good.wav", "broken.wav"}
-    assert by_name["good.wav"]["error"] is None and Path(by_name["good.wav"]["output"]).name == "good.lab"
+    assert by_name["good.wav"]["error"] is None and Path(by_name["good.wav"]["output"]).name == "good.pred.lab"
     assert by_name["broken.wav"]["output"] is None
     assert "broken.wav" in by_name["broken.wav"]["error"]
     assert "corrupt or unreadable" in by_name["broken.wav"]["error"]
@@ -222,10 +222,10 @@ def test_predict_same_named_files_from_two_folders(model_path, corpus, tmp_path,
     code = main(["predict", str(corpus[0] / "song0.wav"), str(corpus[1] / "song0.wav"),
                  "--model", str(model_path), "--out", str(out_dir)])
     assert code == 0, capsys.readouterr().err
-    assert sorted(p.name for p in out_dir.iterdir()) == ["song0-2.lab", "song0.lab", MANIFEST_NAME]
+    assert sorted(p.name for p in out_dir.iterdir()) == ["song0-2.pred.lab", "song0.pred.lab", MANIFEST_NAME]
     manifest = json.loads((out_dir / MANIFEST_NAME).read_text())
     assert [(Path(e["source"]).parent.name, Path(e["output"]).name) for e in manifest["files"]] == \
-        [("train", "song0.lab"), ("valid", "song0-2.lab")]
+        [("train", "song0.pred.lab"), ("valid", "song0-2.pred.lab")]
 
 
 # --- evaluate ---------------------------------------------------------------------------------
@@ -327,8 +327,10 @@ def test_predict_nonexistent_path(model_path, tmp_path, capsys):
     assert "Traceback" not in captured.err
     assert error_lines(captured.err) == [f"error: {missing}: file not found"]
     manifest = json.loads((out_dir / MANIFEST_NAME).read_text())
-    assert manifest["files"] == [{"source": str(missing), "output": None, "duration_s": None,
-                                  "voiced_fraction": None, "error": f"{missing}: file not found"}]
+    [entry] = manifest["files"]
+    assert {k: entry[k] for k in ("source", "output", "duration_s", "voiced_fraction", "error", "format")} == \
+        {"source": str(missing), "output": None, "duration_s": None, "voiced_fraction": None,
+         "error": f"{missing}: file not found", "format": "lab"}
 
 
 def test_predict_empty_folder(model_path, tmp_path, capsys):

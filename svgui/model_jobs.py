@@ -177,8 +177,12 @@ def run_training(request: TrainingRequest, *,
                       f"augmentation: {augment.describe()}")
     tracks = data.train + data.valid
     loaded: list[TrackData] = []
+    notes_shown = len(cache.notes)
     for done, track in enumerate(tracks, start=1):
         loaded.append(load_track(track, config=features, cache=cache))
+        for note in cache.notes[notes_shown:]:  # a full disk, a repaired entry: said in the log
+            yield LogLine(f"warning: {note}")
+        notes_shown = len(cache.notes)
         yield Loading(done, len(tracks), track.name)
     train_data, valid_data = loaded[:len(data.train)], loaded[len(data.train):]
     yield LogLine(f"read {len(train_data)} training and {len(valid_data)} validation file(s): "

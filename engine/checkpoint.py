@@ -21,8 +21,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as serialize
 
 from engine.config import EvalConfig, FeatureConfig, ModelConfig, config_from_dict, config_to_dict
-from engine.errors import ConfigError, ModelFileError
-from engine.fileio import atomic_open
+from engine.errors import ConfigError, ModelFileError, OutputWriteError, OverwriteRefused
+from engine.fileio import atomic_open, ensure_writable_folder
 from engine.model import SingingVoiceCNN
 from engine.model_limits import check_eval_bounds, check_feature_bounds, expected_shapes
 from engine.normalize import Normalization
@@ -170,12 +170,12 @@ def _check_header_types(path: Path, header: dict[str, Any]) -> None:
         raise ModelFileError(f"{path}: threshold {threshold} is outside [0, 1]")
     training = header.get("training")
     if training is not None:
-        update = training.get("update")
-        if isinstance(update, bool) or not isinstance(update, int) or update < 0:
-            raise ModelFileError(f"{path}: damaged checkpoint (training update {str(update)[:40]!r})")
-        for key in ("config", "augment"):
-            if not isinstance(training.get(key) or {}, dict):
-                raise ModelFileError(f"{path}: damaged checkpoint (training '{key}' is not an object)")
+        for key, kind in (("update", int), ("elapsed_s", (int, float))):
+            value = training.get(key)
+            if isinstance(value, bool) or not isinstance(value, kind) or not value >= 0:
+                raise ModelFileError(f"{path}: damaged checkpoint (training {key} {str(value)[:40]!r})")
+        if not isinstance(training.get("config"), dict) or not isinstance(training.get("augment") or {}, dict):
+            raise ModelFileError(f"{path}: damaged checkpoint (training config or augment is not an object)")
 
 
 def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> VoiceModel:
@@ -220,6 +220,39 @@ def load_training_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor
         raise ModelFileError(f"{path}: a finished model, not a training checkpoint (nothing to resume)")
     tensors = _load_tensors(Path(path), prefix=("train.",))
     return {k[len("train."):]: v for k, v in tensors.items()}, header["training"]
+
+
+def check_model_output(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Make sure a model can be written to ``path`` without destroying anything; before long work.
+
+    A file there that is not an svgui model (a song, a document) is never replaced, whatever
+    ``overwrite`` says; an existing model only with ``overwrite``. The folder is created if
+    missing and must accept a new file (OutputWriteError otherwise).
+    """
+    path = Path(path)
+    if path.suffix != MODEL_SUFFIX:
+        raise ConfigError(f"a model file name must end in {MODEL_SUFFIX}, got {path.name!r}")
+    if path.is_dir():
+        raise OutputWriteError(path, "it is a folder")
+    if path.exists() or path.is_symlink():
+        try:
+            read_header(path)
+        except ModelFileError:
+            raise OverwriteRefused([path], f"{path} exists and is not an svgui model: it is never replaced; "
+                                           f"choose another output file") from None
+        if not overwrite:
+            raise OverwriteRefused([path], f"{path} already holds a model; pass --overwrite to replace it")
+    ensure_writable_folder(path.parent)
+    return path
+
+
+def checkpoint_run_id(path: str | os.PathLike) -> str | None:
+    """The training run a checkpoint belongs to; None when it is missing, unreadable or has no run id."""
+    try:
+        run_id = (read_header(path).get("training") or {}).get("run_id")
+    except (ModelFileError, OSError):
+        return None
+    return run_id if isinstance(run_id, str) and run_id else None
 
 
 def _check_exists(path: Path) -> None:
@@ -281,11 +314,11 @@ def describe_model(path: str | os.PathLike) -> str:
     header = read_header(path)
     meta = header.get("metadata") or {}
     lines = [f"model: {path}", f"threshold: {header['threshold']:.4f}"]
-    for key in ("created", "data", "updates", "seed", "augment", "validation", "software"):
+    for key in ("created", "data", "updates", "seed", "augment", "precision", "validation", "software"):
         if key in meta:
             lines.append(f"{key}: {json.dumps(meta[key]) if isinstance(meta[key], (dict, list)) else meta[key]}")
     return "\n".join(lines)
 
 
 __all__ = ["VoiceModel", "save_model", "load_model", "load_training_state", "read_header",
-           "describe_model", "file_sha256", "MODEL_SUFFIX"]
+           "describe_model", "file_sha256", "check_model_output", "checkpoint_run_id", "MODEL_SUFFIX"]

@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="updates between checkpoints (MODEL.checkpoint.safetensors)")
     train.add_argument("--resume", type=Path, metavar="CHECKPOINT", help="continue from a checkpoint")
     train.add_argument("--name", default="", help="model name recorded in the file")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace an existing svgui model at --out (a file that is not a model is never replaced)")
     train.add_argument("--augment", default="none", metavar="SPEC",
                        help="augmentations on the fly: 'paper' (pitch 0.3, stretch 0.3, filter 10 dB), 'none', "
                             "or e.g. pitch=0.3,stretch=0.3,filter=10,loudness=10,mix=0.5,dropout=0.1,noise=0.2")
@@ -168,9 +170,11 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        from engine.signals import EXIT_TERMINATED, Terminated
+
+        print("interrupted" + (" (SIGTERM)" if isinstance(exc, Terminated) else ""), file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else 130
 
 
 def _model_path(path: Path | None) -> Path:
@@ -186,7 +190,10 @@ def _model_path(path: Path | None) -> Path:
 
 def run_train(args) -> int:
     from engine.commands import train_command
-    return train_command(args)
+    from engine.signals import sigterm_as_interrupt
+
+    with sigterm_as_interrupt():  # a scheduler's SIGTERM saves a checkpoint as Ctrl+C does
+        return train_command(args)
 
 
 def run_predict(args) -> int:

@@ -20,6 +20,7 @@ from engine.devices import describe_device, pick_device
 from engine.errors import EngineError, OverwriteRefused
 from engine.evaluate import evaluate, find_best_threshold
 from engine.predict import predict_linear
+from engine.signals import EXIT_TERMINATED, Terminated
 
 
 def _load_with_bar(tracks, features, cache: SpectrogramCache, what: str):
@@ -34,15 +35,17 @@ def _load_with_bar(tracks, features, cache: SpectrogramCache, what: str):
 
 
 def _format_validation(v) -> str:
-    return (f"update {v.update}: error {100 * v.error:.2f} %, recall {100 * v.recall:.2f} %, "
-            f"specificity {100 * v.specificity:.2f} % (threshold {v.threshold:.3g})")
+    from engine.evaluate import format_percent as pct  # one-class data has no recall or specificity: n/a
+    return (f"update {v.update}: error {pct(v.error)}, recall {pct(v.recall)}, "
+            f"specificity {pct(v.specificity)} (threshold {v.threshold:.3g})")
 
 
 def train_command(args) -> int:
-    from engine.checkpoint import read_header
+    from engine.checkpoint import check_model_output, read_header
     from engine.config import FeatureConfig
-    from engine.train import train
+    from engine.train import find_checkpoints, train
 
+    check_model_output(args.out, overwrite=args.overwrite)  # before hours of reading and training
     augment = AugmentConfig.parse(args.augment)
     config = TrainConfig(updates=args.updates, seed=args.seed, batch_size=args.batch_size,
                          learning_rate=args.learning_rate, validate_every=args.validate_every,
@@ -68,22 +71,23 @@ def train_command(args) -> int:
     valid_data = _load_with_bar(valid_tracks, features, cache, "validation files")
     bar = tqdm(total=config.updates, desc="training", unit="upd", file=sys.stderr, dynamic_ncols=True)
     last = None
-    try:
-        for progress in train(train_data=train_data, valid_data=valid_data, out_path=args.out, config=config,
-                              features=features, device=str(device), resume_from=args.resume,
-                              data_description=description, name=args.name, augment=augment):
-            if bar.n == 0 and progress.update > 1:
-                bar.update(progress.update - 1)  # resumed run
-            if not progress.finished:
-                bar.update(1)
-                bar.set_postfix(loss=f"{progress.loss:.4f}", lr=f"{progress.learning_rate:.2g}", refresh=False)
-            if progress.validation is not None and not progress.finished:
-                tqdm.write(_format_validation(progress.validation), file=sys.stderr)
-            last = progress
-    except KeyboardInterrupt:
+    steps = train(train_data=train_data, valid_data=valid_data, out_path=args.out, config=config,
+                  features=features, device=str(device), resume_from=args.resume,
+                  data_description=description, name=args.name, augment=augment, overwrite=args.overwrite)
+    try:  # the caller (cli.run_train) turns SIGTERM into a KeyboardInterrupt too
+        try:
+            for progress in steps:
+                _show_training_progress(bar, progress)
+                last = progress
+        finally:
+            steps.close()  # an interrupted run saves its checkpoint here
+    except KeyboardInterrupt as exc:
         bar.close()
-        print(f"\ninterrupted: checkpoint kept for --resume", file=sys.stderr)
-        return 130
+        kept = find_checkpoints(args.out)
+        where = (f"checkpoint {kept[0]} kept; continue with --resume {kept[0]}" if kept
+                 else "no checkpoint was written yet")
+        print(f"\ninterrupted ({'SIGTERM' if isinstance(exc, Terminated) else 'Ctrl+C'}): {where}", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else 130
     finally:
         bar.close()
     figures = last.validation
@@ -91,6 +95,18 @@ def train_command(args) -> int:
     print(f"final ({source} data): {_format_validation(figures)}")
     print(f"model written to {args.out} ({last.elapsed_s:.0f} s)")
     return 0
+
+
+def _show_training_progress(bar, progress) -> None:
+    if progress.note:
+        tqdm.write(f"note: {progress.note}", file=sys.stderr)
+    if bar.n == 0 and progress.update > 1:
+        bar.update(progress.update - 1)  # resumed run
+    if not progress.finished:
+        bar.update(1)
+        bar.set_postfix(loss=f"{progress.loss:.4f}", lr=f"{progress.learning_rate:.2g}", refresh=False)
+    if progress.validation is not None and not progress.finished:
+        tqdm.write(_format_validation(progress.validation), file=sys.stderr)
 
 
 def predict_command(args, model_path: Path) -> int:

@@ -208,8 +208,10 @@ class FileResult:
     counts: Counts
 
 
-def _percent(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{100 * value:.2f} %"
+def format_percent(value: float | None, decimals: int = 2) -> str:
+    """'9.42 %'; an undefined ratio (nan or None: the recall of data without voice) is 'n/a'."""
+    return "n/a" if value is None or math.isnan(value) else f"{100 * value:.{decimals}f} %"
+
 
 
 @dataclass(frozen=True)
@@ -231,15 +233,15 @@ class Evaluation:
         p = self.pooled
         lines = [f"threshold {self.threshold:g}, collar {self.collar_s:g} s, "
                  f"{len(self.per_file)} files, {p.n_frames} frames",
-                 f"error {_percent(p.error)}  recall {_percent(p.recall)}  "
-                 f"specificity {_percent(p.specificity)}  precision {_percent(p.precision)}  "
-                 f"F1 {_percent(p.f1)}", ""]
+                 f"error {format_percent(p.error)}  recall {format_percent(p.recall)}  "
+                 f"specificity {format_percent(p.specificity)}  precision {format_percent(p.precision)}  "
+                 f"F1 {format_percent(p.f1)}", ""]
         width = max([len("file")] + [len(r.name) for r in self.per_file])
         lines.append(f"{'file':<{width}}  {'error':>9}  {'recall':>9}  {'specif.':>9}  {'frames':>8}")
         for r in self.per_file:
             c = r.counts
-            lines.append(f"{r.name:<{width}}  {_percent(c.error):>9}  {_percent(c.recall):>9}  "
-                         f"{_percent(c.specificity):>9}  {c.n_frames:>8}")
+            lines.append(f"{r.name:<{width}}  {format_percent(c.error):>9}  {format_percent(c.recall):>9}  "
+                         f"{format_percent(c.specificity):>9}  {c.n_frames:>8}")
         return "\n".join(lines)
 
 

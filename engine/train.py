@@ -7,9 +7,11 @@ same generator in a worker thread. Closing the generator early (cancel) saves a 
 
 from __future__ import annotations
 
+import glob
 import math
 import os
 import platform
+import secrets
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,13 +24,14 @@ import torch
 import torch.nn.functional as F
 
 import engine
-from engine.checkpoint import VoiceModel, load_model, load_training_state, save_model
+from engine.checkpoint import (VoiceModel, check_model_output, checkpoint_run_id, load_model, load_training_state,
+                               save_model)
 from engine.batches import AugmentedBatches, ExcerptBatches
 from engine.config import (AugmentConfig, EvalConfig, FeatureConfig, ModelConfig, TrainConfig, config_from_dict,
                            config_to_dict)
 from engine.datasets import TrackData
 from engine.devices import pick_device
-from engine.errors import ConfigError, DatasetError, TrainingDiverged
+from engine.errors import ConfigError, DatasetError, ModelFileError, TrainingDiverged
 from engine.evaluate import find_best_threshold
 from engine.normalize import compute_normalization
 from engine.predict import predict_linear
@@ -62,16 +65,43 @@ class TrainProgress:
     validation: ValidationFigures | None = None
     checkpoint_path: str | None = None
     finished: bool = False
+    note: str = ""  # something the user should know, e.g. another run's checkpoint kept (first record)
 
     @property
     def remaining_s(self) -> float:
         return self.elapsed_s / self.update * (self.total_updates - self.update) if self.update else math.nan
 
 
-def checkpoint_path_for(out_path: str | os.PathLike) -> Path:
-    """model.safetensors → model.checkpoint.safetensors, beside it."""
+def checkpoint_path_for(out_path: str | os.PathLike, run_id: str | None = None) -> Path:
+    """model.safetensors → model.checkpoint.safetensors (or model.checkpoint-RUNID.safetensors), beside it."""
     out_path = Path(out_path)
-    return out_path.with_name(f"{out_path.stem}.checkpoint{out_path.suffix or '.safetensors'}")
+    tag = f"-{run_id}" if run_id else ""
+    return out_path.with_name(f"{out_path.stem}.checkpoint{tag}{out_path.suffix or '.safetensors'}")
+
+
+def own_checkpoint_path(out_path: str | os.PathLike, run_id: str,
+                        resume_from: str | os.PathLike | None = None) -> tuple[Path, str]:
+    """Where run ``run_id`` writes its checkpoints, and a note when another run's checkpoint is kept.
+
+    The usual name unless a checkpoint of another run (or a file that is not one of ours) is there:
+    that one is never overwritten nor deleted, and this run uses ``NAME.checkpoint-RUNID``.
+    """
+    usual = checkpoint_path_for(out_path)
+    if not (usual.exists() or usual.is_symlink()) or checkpoint_run_id(usual) == run_id:
+        return usual, ""
+    if resume_from is not None and Path(resume_from).exists() and usual.samefile(resume_from):
+        return usual, ""  # resuming an older checkpoint without a run id: it becomes this run's
+    own = checkpoint_path_for(out_path, run_id)
+    return own, (f"{usual} belongs to another training run and is kept; this run's checkpoints go to "
+                 f"{own.name}")
+
+
+def find_checkpoints(out_path: str | os.PathLike) -> list[Path]:
+    """The checkpoints of runs writing ``out_path`` (usual name and per-run names), newest first."""
+    usual = checkpoint_path_for(out_path)
+    found = [p for p in usual.parent.glob(f"{glob.escape(usual.stem)}*{usual.suffix}")
+             if p == usual or p.stem.startswith(f"{usual.stem}-")]
+    return sorted((p for p in found if p.is_file()), key=lambda p: p.stat().st_mtime, reverse=True)
 
 
 def validate(model: VoiceModel, tracks: Sequence[TrackData], update: int, eval_config: EvalConfig) -> ValidationFigures:
@@ -94,17 +124,19 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
           model_config: ModelConfig = ModelConfig(), features: FeatureConfig = FeatureConfig(),
           eval_config: EvalConfig = EvalConfig(), device: str | None = None,
           resume_from: str | os.PathLike | None = None, data_description: str = "",
-          name: str = "", augment: AugmentConfig = AugmentConfig()) -> Iterator[TrainProgress]:
+          name: str = "", augment: AugmentConfig = AugmentConfig(),
+          overwrite: bool = False) -> Iterator[TrainProgress]:
     """Train a network and write it to ``out_path``; yields a TrainProgress after every update.
 
     The final model carries the threshold chosen on ``valid_data`` (on ``train_data`` when no
     validation data are given, recorded as such). Raises TrainingDiverged on a non-finite loss,
     DatasetError when no file is long enough; either way the last good checkpoint stays on disk.
+    An existing file at ``out_path`` is replaced only if it is a model and ``overwrite`` is set.
+    Each run has a random run id, stored in its checkpoints; at the end it deletes only its own.
     """
     if not train_data:
         raise DatasetError("no training files given")
-    out_path = Path(out_path)
-    ckpt_path = checkpoint_path_for(out_path)
+    out_path = check_model_output(out_path, overwrite=overwrite)
     torch_device = pick_device(device)
 
     # 1. Model, normalization and training state: fresh from the seed, or from a checkpoint.
@@ -115,6 +147,7 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
         augment = config_from_dict(AugmentConfig, info.get("augment") or {})
         start_update, elapsed_before = int(info["update"]), float(info["elapsed_s"])
         features, eval_config = model.features, model.eval_config
+        run_id = str(info.get("run_id") or secrets.token_hex(8))  # a resumed run goes on as the same run
     else:
         normalization = compute_normalization(t.log_mel for t in train_data)
         model = VoiceModel.create(model_config=model_config, features=features,
@@ -122,6 +155,10 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
         model.network.to(torch_device)
         model.eval_config = eval_config
         state, start_update, elapsed_before = {}, 0, 0.0
+        run_id = secrets.token_hex(8)
+    ckpt_path, note = own_checkpoint_path(out_path, run_id, resume_from)
+    # An older checkpoint without a run id that this run resumes is this run's own as well.
+    adopted = resume_from is not None and ckpt_path.exists() and checkpoint_run_id(ckpt_path) is None
     if start_update >= config.updates:
         raise ConfigError(f"the checkpoint already has {start_update} updates; ask for more than that")
     network = model.network
@@ -139,14 +176,20 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
                                 momentum=config.momentum, nesterov=True)
     torch.manual_seed(config.seed)  # dropout masks
     if state:
-        sampler.load_state(state)
-        if isinstance(data, AugmentedBatches):
-            data.load_state(state)
-        for i, param in enumerate(network.parameters()):
-            optimizer.state[param]["momentum_buffer"] = state[f"momentum.{i}"].to(torch_device)
-        torch.set_rng_state(state["torch_rng"])
-        if torch_device.type == "cuda" and "cuda_rng" in state:
-            torch.cuda.set_rng_state(state["cuda_rng"], torch_device)
+        try:  # a damaged or crafted checkpoint is one clear error, not a traceback mid-training
+            sampler.load_state(state)
+            if isinstance(data, AugmentedBatches):
+                data.load_state(state)
+            for i, param in enumerate(network.parameters()):
+                buffer = state[f"momentum.{i}"]
+                if buffer.shape != param.shape:
+                    raise ValueError(f"momentum {i} has shape {tuple(buffer.shape)}, expected {tuple(param.shape)}")
+                optimizer.state[param]["momentum_buffer"] = buffer.to(torch_device, param.dtype)
+            torch.set_rng_state(state["torch_rng"])
+            if torch_device.type == "cuda" and "cuda_rng" in state:
+                torch.cuda.set_rng_state(state["cuda_rng"], torch_device)
+        except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+            raise ModelFileError(f"{resume_from}: damaged checkpoint ({exc})") from None
 
     def training_state(update: int, elapsed: float) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         tensors = dict(sampler.state())
@@ -159,7 +202,7 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
         if torch_device.type == "cuda":
             tensors["cuda_rng"] = torch.cuda.get_rng_state(torch_device)
         return tensors, {"update": update, "elapsed_s": round(elapsed, 3), "config": config_to_dict(config),
-                         "augment": config_to_dict(augment)}
+                         "augment": config_to_dict(augment), "run_id": run_id}
 
     def describe(update: int, elapsed: float, validation: ValidationFigures | None, source: str) -> dict:
         return {
@@ -207,7 +250,9 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
             if config.checkpoint_every and update % config.checkpoint_every == 0 and update < config.updates:
                 save_checkpoint(update, elapsed, last_validation)
                 saved_update, checkpoint = update, str(ckpt_path)
-            yield TrainProgress(update, config.updates, loss_value, learning_rate, elapsed, validation, checkpoint)
+            yield TrainProgress(update, config.updates, loss_value, learning_rate, elapsed, validation, checkpoint,
+                                note=note)
+            note = ""
         completed = True
     finally:
         if not completed and update > saved_update:
@@ -220,8 +265,9 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
     elapsed = elapsed_before + time.perf_counter() - started
     model.metadata = describe(update, elapsed, final, source)
     network.eval()
+    check_model_output(out_path, overwrite=True)  # a file that appeared meanwhile and is not a model stays
     save_model(out_path, model)
-    if ckpt_path.exists():
-        ckpt_path.unlink()
+    if ckpt_path.exists() and (checkpoint_run_id(ckpt_path) == run_id or adopted):
+        ckpt_path.unlink()  # only this run's own checkpoint, never another run's
     yield TrainProgress(update, config.updates, loss_value, learning_rate, elapsed,
                         final, str(out_path), finished=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 
@@ -10,6 +11,19 @@ def format_warning(message, category, filename, lineno, line=None) -> str:
     return f"warning: {message}\n"
 
 
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print through tqdm, so that a warning raised under a progress bar gets a line of its own."""
+    stream = file if file is not None else sys.stderr
+    text = format_warning(message, category, filename, lineno, line)
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        stream.write(text)
+        return
+    tqdm.write(text.rstrip("\n"), file=stream)
+
+
 def use_plain_warnings() -> None:
     """Print every warning of this process as ``warning: <message>`` (the CLI and the app call it first)."""
     warnings.formatwarning = format_warning
+    warnings.showwarning = show_warning

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (QDialog, QHBoxLayout, QLabel, QMessageBox, QPlain
 from engine.checkpoint import read_header
 from engine.config import AugmentConfig, ModelConfig
 from engine.errors import EngineError
+from engine.evaluate import format_percent
 from engine.train import TrainProgress
 from svgui.dialogs import messages
 from svgui.dialogs.messages import show_error
@@ -38,8 +39,8 @@ PLOT_REFRESH_MS = 500   # the curves
 
 def format_figures(validation, source: str = "validation") -> str:
     where = "Validation data" if source == "validation" else "Training data (no validation data)"
-    return (f"{where}, {validation.n_frames:,} frames: error {100 * validation.error:.2f} % · recall "
-            f"{100 * validation.recall:.1f} % · specificity {100 * validation.specificity:.1f} % "
+    return (f"{where}, {validation.n_frames:,} frames: error {format_percent(validation.error)} · recall "
+            f"{format_percent(validation.recall, 1)} · specificity {format_percent(validation.specificity, 1)} "
             f"at threshold {validation.threshold:.3g}")
 
 
@@ -286,8 +287,9 @@ class TrainingDialog(QDialog):
             self._plots_drawn_at = -math.inf  # a new validation point: draw it at the next tick
         if item.validation is not None and not item.finished:
             v = item.validation
-            self._log(f"update {item.update:,}: validation error {100 * v.error:.2f} %, recall {100 * v.recall:.1f} %, "
-                      f"specificity {100 * v.specificity:.1f} % (threshold {v.threshold:.3g})")
+            self._log(f"update {item.update:,}: validation error {format_percent(v.error)}, recall "
+                      f"{format_percent(v.recall, 1)}, specificity {format_percent(v.specificity, 1)} "
+                      f"(threshold {v.threshold:.3g})")
         if item.checkpoint_path and not item.finished:
             self._log(f"update {item.update:,}: checkpoint saved ({Path(item.checkpoint_path).name})")
         self._dirty = True

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QDialog, QFileDialog, QHBoxLay
 
 from engine.checkpoint import read_header
 from engine.errors import EngineError
+from engine.evaluate import format_percent
 from engine.resources import bundled_model_path
 from svgui.document import Document
 from svgui.model_jobs import same_file
@@ -115,8 +116,9 @@ def describe_entry(path: Path, header: dict) -> str:
     for key, title in (("validation", "validation"), ("threshold_figures", "threshold chosen on")):
         figures = meta.get(key)
         if isinstance(figures, dict) and key == "validation":
-            lines.append(f"validation: error {100 * figures['error']:.2f} %, recall {100 * figures['recall']:.1f} %, "
-                         f"specificity {100 * figures['specificity']:.1f} % ({figures['n_frames']:,} frames, "
+            lines.append(f"validation: error {format_percent(figures['error'])}, recall "
+                         f"{format_percent(figures['recall'], 1)}, specificity "
+                         f"{format_percent(figures['specificity'], 1)} ({figures['n_frames']:,} frames, "
                          f"update {figures['update']:,})")
     lines.append(f"threshold: {header.get('threshold', float('nan')):.4g}"
                  + (f" (chosen on the {meta['threshold_source']} data)" if meta.get("threshold_source") else ""))

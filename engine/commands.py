@@ -110,19 +110,19 @@ def _show_training_progress(bar, progress) -> None:
 
 
 def predict_command(args, model_path: Path) -> int:
+    model = load_model(model_path, device=pick_device(args.device))  # a bad model file leaves no output folder
+    threshold = model.threshold if args.threshold is None else args.threshold
+    if not 0.0 <= threshold <= 1.0:
+        raise EngineError(f"--threshold must be in [0, 1], got {threshold}")
     files, empty = find_audio_files(args.paths)
     for folder in empty:
         print(f"warning: no audio files in {folder}", file=sys.stderr)
     if not files:
         raise EngineError("no audio files to predict")
-    try:  # the output folder and the files in the way, before the model is loaded or any audio decoded
+    try:  # the output folder and the files in the way, before any audio is decoded
         prepare_outputs(files, fmt=args.format, out_dir=args.out, overwrite=args.overwrite)
     except OverwriteRefused as exc:
         raise EngineError(f"{exc}; pass --overwrite to replace them, or choose another --out") from None
-    model = load_model(model_path, device=pick_device(args.device))
-    threshold = model.threshold if args.threshold is None else args.threshold
-    if not 0.0 <= threshold <= 1.0:
-        raise EngineError(f"--threshold must be in [0, 1], got {threshold}")
     info = export_info(model, threshold=threshold, tta=args.tta)
     failures = 0
     with tqdm(total=len(files), desc="predicting", unit="file", file=sys.stderr, leave=False) as bar:

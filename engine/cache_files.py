@@ -29,7 +29,7 @@ try:  # POSIX: a writer holds an flock on its temporary file, so a cleaner can t
 except ImportError:  # Windows: an open file cannot be deleted anyway; age alone decides
     fcntl = None
 
-DEFAULT_MAX_GB = 8.0  # holds the Jamendo corpus (~3.4 GB of spectrograms) with room to spare
+DEFAULT_MAX_GB = 8.0  # ~13 hours of audio at 0.6 GB/h (linear + log-mel): a corpus or two
 MAX_GB_ENV = "SVGUI_CACHE_MAX_GB"
 # A temporary file nobody holds a lock on and untouched this long was left by a dead process.
 STALE_TEMP_S = 60.0 if fcntl is not None else 3600.0

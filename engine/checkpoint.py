@@ -264,11 +264,13 @@ def _check_exists(path: Path) -> None:
 
 def _describe_foreign(path: Path) -> str:
     with open(path, "rb") as handle:
-        head = handle.read(4)
+        head = handle.read(9)
     if head.startswith(b"PK\x03\x04"):
         return ("a zip archive such as a pickled PyTorch file (torch.save), not an svgui model; svgui never unpickles "
                 "files because that can run arbitrary code")
-    if head.startswith(b"\x80"):
+    if head[8:9] == b"{":  # safetensors: an 8-byte little-endian header length (may start with 0x80), then JSON
+        return "a damaged safetensors file (its header does not parse)"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):  # pickle PROTO opcode
         return ("a pickled PyTorch file (or other Python pickle), not an svgui model; svgui never unpickles files "
                 "because that can run arbitrary code")
     return "not an svgui model file"

@@ -4,6 +4,8 @@ import contextlib
 import functools
 import io
 import os
+import pickle
+import struct
 import subprocess
 import sys
 
@@ -41,3 +43,19 @@ def test_training_on_one_class_data_says_recall_n_a(tmp_path):
     figures = [line for line in text.splitlines() if "recall" in line]
     assert figures and all("recall n/a" in line for line in figures), figures
     assert "nan" not in text
+
+
+def test_a_safetensors_header_length_starting_with_0x80_is_not_called_a_pickle(tmp_path):
+    from engine.checkpoint import read_header
+    from engine.errors import ModelFileError
+
+    damaged = tmp_path / "damaged.safetensors"
+    header = b'{"a": [1, 2' + b" " * (0x80 - 11)  # 128 bytes of broken JSON: the length's first byte is 0x80
+    damaged.write_bytes(struct.pack("<Q", len(header)) + header + bytes(16))
+    with pytest.raises(ModelFileError, match="a damaged safetensors file") as info:
+        read_header(damaged)
+    assert "pickle" not in str(info.value)
+    pickled = tmp_path / "pickled.safetensors"
+    pickled.write_bytes(pickle.dumps({"weights": [1.0]}, protocol=2))
+    with pytest.raises(ModelFileError, match="a pickled PyTorch file"):
+        read_header(pickled)

@@ -8,6 +8,7 @@ lists before and after), so every edit is undoable and the stack's clean state i
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from pathlib import Path
 
@@ -16,12 +17,13 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from engine.config import EvalConfig, FeatureConfig
+from engine.errors import LabelFormatError, OverwriteRefused
 from engine.evaluate import Counts, count_errors, smooth_probabilities
-from engine.fileio import atomic_write_text
-from engine.labels import (Interval, format_audacity, format_lab, intervals_to_targets, label_format_of,
-                           read_segments, targets_to_intervals, voiced_intervals)
+from engine.label_file import LabelFile, read_label_file, write_label_text
+from engine.labels import Interval, intervals_to_targets, label_format_of, read_label_text, targets_to_intervals
+from svgui import autosave as autosaves
 
-AUTOSAVE_SUFFIX = ".svgui-autosave"
+AUTOSAVE_SUFFIX = autosaves.AUTOSAVE_SUFFIX
 SNAP_TOLERANCE_S = 0.05
 
 
@@ -71,6 +73,10 @@ class Document(QObject):
         self.features, self.eval_config = features, eval_config
         self.audio_path: Path | None = None
         self.label_path: Path | None = None
+        # The lines of the label file the annotations came from (or were last saved to): a save
+        # rewrites only edited regions and keeps texts and lines the app does not interpret.
+        self.label_file: LabelFile | None = None
+        self._unreadable: dict[str, str] = {}  # label files that failed to load -> why; never saved over
         self.samples = np.zeros(0, dtype=np.float32)
         self.log_mel = np.zeros((0, features.n_mels), dtype=np.float32)
         self.duration_s = 0.0
@@ -108,7 +114,7 @@ class Document(QObject):
         self.audio_path = Path(path)
         self.samples, self.log_mel = samples, log_mel
         self.duration_s = len(samples) / self.features.sample_rate
-        self.label_path = None
+        self.label_path, self.label_file, self._unreadable = None, None, {}
         self.annotations, self.probabilities, self.smoothed, self.model_name = [], None, None, ""
         self.undo_stack.clear()
         self.loaded.emit()
@@ -116,13 +122,20 @@ class Document(QObject):
         self.predictionsChanged.emit()
 
     def load_annotations(self, path: Path) -> list[str]:
-        """Read a label file as the (clean) ground truth; returns the warnings it produced."""
+        """Read a label file as the (clean) ground truth; returns the warnings it produced.
+
+        A file that cannot be read at all raises LabelFormatError and is remembered: ``save``
+        never writes over it. Lines that do not parse are kept (a warning) and saved back as they are.
+        """
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            fmt = label_format_of(path)
-            intervals = voiced_intervals(read_segments(path), label_format=fmt, duration_s=self.duration_s,
-                                         source=str(path))
-        self.label_path = Path(path)
+            try:
+                label_file = read_label_file(path)
+            except LabelFormatError as exc:
+                self._unreadable[_file_key(path)] = exc.reason
+                raise
+            intervals = label_file.voiced_intervals(duration_s=self.duration_s, source=str(path))
+        self.label_path, self.label_file = Path(path), label_file
         self.undo_stack.clear()
         self._apply_annotations(intervals)
         return [str(w.message) for w in caught]
@@ -234,38 +247,88 @@ class Document(QObject):
             return self.label_path
         return None if self.audio_path is None else self.audio_path.with_suffix(".lab")
 
+    def _label_file_for(self, path: Path) -> LabelFile:
+        """The loaded file's lines when saving in its format, else an empty file of ``path``'s format."""
+        if self.label_file is not None and self.label_file.label_format == label_format_of(path):
+            return self.label_file
+        return LabelFile(label_format_of(path))
+
     def annotation_text(self, path: Path) -> str:
-        if label_format_of(path) == "lab":
-            return format_lab(self.annotations, duration_s=self.duration_s)
-        return format_audacity(self.annotations)
+        return self._label_file_for(path).render(self.annotations, duration_s=self.duration_s)
+
+    def check_save_allowed(self, path: Path) -> None:
+        """Refuse (OverwriteRefused) to write over a label file that failed to load or that the app
+        did not open: Save never destroys what it cannot show; Save As (an explicit choice) may."""
+        reason = self._unreadable.get(_file_key(path))
+        if reason is not None:
+            raise OverwriteRefused([path], f"{path} could not be read ({reason}), so Save does not write "
+                                           "over it; use Save As to choose another file")
+        opened = self.label_path is not None and _file_key(self.label_path) == _file_key(path)
+        if not opened and (path.exists() or path.is_symlink()):
+            raise OverwriteRefused([path], f"{path} already exists and was not opened with this file, so "
+                                           "Save does not write over it; use Save As")
 
     def save(self, path: Path | None = None) -> Path:
-        """Atomically write the annotations (.lab or Audacity .txt); marks the document clean."""
-        path = Path(path) if path is not None else self.default_label_path()
-        atomic_write_text(path, self.annotation_text(path))
-        self.label_path = path
+        """Atomically write the annotations (.lab or Audacity .txt); marks the document clean.
+
+        Without ``path`` (Save) it writes the default label file, after ``check_save_allowed``; a
+        ``path`` (Save As) is the user's explicit choice. A symbolic link is written through.
+        """
+        if path is None:
+            path = self.default_label_path()
+            self.check_save_allowed(path)
+        path = Path(path)
+        base = self._label_file_for(path)
+        text = base.render(self.annotations, duration_s=self.duration_s)
+        write_label_text(path, text, bom=base.bom)
+        old_base = self.default_label_path()
+        self.label_path, self.label_file = path, LabelFile.parse(text, path=path, bom=base.bom)
+        self._unreadable.pop(_file_key(path), None)
         self.undo_stack.setClean()
-        self.autosave_path().unlink(missing_ok=True)
+        self.discard_autosave(old_base)
+        self.discard_autosave(path)
         return path
 
     def autosave_path(self) -> Path:
-        base = self.default_label_path() or Path("untitled.lab")
-        return base.with_name(base.name + AUTOSAVE_SUFFIX)
+        """The autosave beside the label file (``autosave`` may fall back to the user data folder)."""
+        return autosaves.side_path(self._autosave_base())
+
+    def _autosave_base(self) -> Path:
+        return self.default_label_path() or Path("untitled.lab")
 
     def autosave(self) -> Path | None:
-        """Write unsaved edits to a side file (Jamendo .lab text) for recovery after a crash."""
+        """Write unsaved edits to a side file for recovery after a crash; returns where (None: nothing to do).
+
+        The text is what Save would write (label texts and uninterpreted lines included), beside the
+        label file or, if that folder is not writable, in the user data folder.
+        """
         if not self.is_open or not self.is_dirty:
             return None
-        path = self.autosave_path()
-        atomic_write_text(path, format_lab(self.annotations, duration_s=self.duration_s))
-        return path
+        return autosaves.write_autosave(self._autosave_base(), self.annotation_text(self._autosave_base()))
+
+    def find_autosave(self) -> Path | None:
+        return autosaves.find_autosave(self._autosave_base()) if self.is_open else None
+
+    def discard_autosave(self, base: Path | None = None) -> None:
+        """Delete the autosave(s) of ``base`` (default: this file's): its edits were saved or discarded."""
+        base = base or (self._autosave_base() if self.is_open else None)
+        if base is not None:
+            autosaves.remove_autosaves(base)
 
     def recover_autosave(self) -> bool:
-        """Load the side file's annotations as an undoable edit (the file stays dirty)."""
-        path = self.autosave_path()
-        if not path.is_file():
+        """Load the autosave's annotations as an undoable edit (the file stays dirty)."""
+        path = self.find_autosave()
+        if path is None:
             return False
-        intervals = voiced_intervals(read_segments(path), label_format="lab", duration_s=self.duration_s,
-                                     source=str(path))
+        base = self._autosave_base()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the label file's own warnings were shown when it loaded
+            recovered = LabelFile.parse(read_label_text(path), path=base)
+            intervals = recovered.voiced_intervals(duration_s=self.duration_s, source=str(path))
         self.set_annotations(intervals, "Recover autosaved annotations")
         return True
+
+
+def _file_key(path: Path) -> str:
+    """One name per file, whatever the spelling or a symbolic link on the way."""
+    return os.path.normcase(os.path.realpath(path))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import os
 import subprocess
@@ -287,6 +286,7 @@ def make_temp(root: Path, name: str, age_s: float) -> Path:
 
 
 def test_stale_temporary_files_are_removed_at_the_first_write(tmp_path, song):
+    fcntl = pytest.importorskip("fcntl")  # POSIX; on Windows age alone decides (one hour)
     root = tmp_path / "cache"
     dead = make_temp(root, f".{KEY_A}.linear.1a2b3c4d.tmp.npy", age_s=3600)
     dead_meta = make_temp(root, f".{KEY_A}.5e6f7a8b.tmp.json", age_s=3600)

@@ -439,3 +439,157 @@ def test_every_header_length_loads(tmp_path, model):
     else:
         pytest.fail("no header length ending in 0x80 reached")
     assert load_model(path).metadata == {"note": "x" * pad}
+
+
+# --- crafted headers: one clear error, before anything is built or allocated -----------------
+
+def rewrite_raw(source, target, text):
+    """Copy a model file with its svgui header replaced by ``text`` (any JSON, or not JSON)."""
+    with safe_open(str(source), framework="pt") as handle:
+        meta = dict(handle.metadata())
+    meta["svgui"] = text
+    save_file(load_file(str(source)), str(target), metadata=meta)
+    return target
+
+
+@pytest.mark.parametrize("text, kind", [("[1, 2]", "list"), ('"model"', "string"), ("42", "number"),
+                                        ("null", "null")])
+def test_header_that_is_not_a_json_object_is_refused(tmp_path, model_path, text, kind):
+    path = rewrite_raw(model_path, tmp_path / "x.safetensors", text)
+    for reader in (read_header, load_model, describe_model):
+        with pytest.raises(ModelFileError, match=f"a JSON {kind}, not an object"):
+            reader(path)
+
+
+@pytest.mark.parametrize("section", ["features", "model", "eval", "metadata", "training"])
+@pytest.mark.parametrize("value", [[1, 2], "text", 3])
+def test_sections_that_are_not_objects_are_refused(tmp_path, model_path, section, value):
+    path = rewrite(model_path, tmp_path / "x.safetensors", header=lambda h: {**h, section: value})
+    with pytest.raises(ModelFileError, match=f"'{section}' is a JSON"):
+        load_model(path)
+
+
+def test_deeply_nested_header_is_refused(tmp_path, model_path):
+    path = rewrite_raw(model_path, tmp_path / "x.safetensors", "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ModelFileError, match="damaged model header"):
+        read_header(path)
+
+
+@pytest.fixture
+def nothing_is_built(monkeypatch):
+    """Fail the test if the loader builds a network or reads a tensor of the file."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the loader allocated before refusing the file")
+    monkeypatch.setattr("engine.checkpoint.SingingVoiceCNN", refuse)
+    monkeypatch.setattr("engine.checkpoint._load_tensors", refuse)
+
+
+@pytest.mark.parametrize("section, key, value, message", [
+    ("model", "dense_units", [20000, 64], "dense_units = 20000 is outside"),
+    ("model", "conv_channels", [64, 32, 100000, 64], "conv_channels = 100000 is outside"),
+    ("model", "dense_units", [8000, 8000], "weights, more than the supported"),  # each within bounds, too many weights in all
+    ("model", "kernel_size", 99, "kernel_size = 99"),
+    ("model", "excerpt_frames", 1_000_001, "excerpt_frames = 1000001"),
+    ("features", "n_mels", 100_000, "n_mels = 100000"),
+    ("features", "hop_length", 1, "hop_length = 1"),
+    ("eval", "median_frames", 1_000_000_000, "median_frames = 1000000000 is outside"),
+    ("eval", "thresholds", [0.5] * 20_000, "thresholds = 20000"),
+])
+def test_settings_beyond_the_limits_are_refused_before_allocating(tmp_path, model_path, nothing_is_built,
+                                                                   section, key, value, message):
+    path = rewrite(model_path, tmp_path / "x.safetensors",
+                   header=lambda h: {**h, section: {**h[section], key: value}})
+    with pytest.raises(ModelFileError, match=message):
+        load_model(path)
+
+
+def test_float_median_frames_is_refused(tmp_path, model_path):
+    path = rewrite(model_path, tmp_path / "x.safetensors",
+                   header=lambda h: {**h, "eval": {**h["eval"], "median_frames": 1e9}})
+    with pytest.raises(ModelFileError, match="median_frames must be a whole number"):
+        load_model(path)
+
+
+def test_wrong_tensor_shapes_are_refused_before_reading_them(tmp_path, model_path, monkeypatch):
+    def grow(t):
+        t["network.fc1.weight"] = torch.zeros(33, t["network.fc1.weight"].shape[1])
+    path = rewrite(model_path, tmp_path / "x.safetensors", tensors=grow)
+    monkeypatch.setattr("engine.checkpoint._load_tensors", lambda *a, **k: pytest.fail("tensors were read"))
+    with pytest.raises(ModelFileError, match=r"weight fc1.weight has shape \(33, "):
+        load_model(path)
+
+
+def test_integer_weights_are_refused(tmp_path, model_path):
+    def to_int(t):
+        t["network.fc3.bias"] = t["network.fc3.bias"].to(torch.int64)
+    path = rewrite(model_path, tmp_path / "x.safetensors", tensors=to_int)
+    with pytest.raises(ModelFileError, match="expected a float type"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("training, message", [
+    ({"update": "many", "elapsed_s": 1.0, "config": {}}, "training update"),
+    ({"update": 3, "elapsed_s": -1, "config": {}}, "training elapsed_s"),
+    ({"update": 3, "elapsed_s": 1.0, "config": [1]}, "config or augment"),
+])
+def test_damaged_training_info_is_refused(tmp_path, model_path, training, message):
+    path = rewrite(model_path, tmp_path / "x.safetensors", header=lambda h: {**h, "training": training})
+    with pytest.raises(ModelFileError, match=message):
+        load_training_state(path)
+
+
+# --- writing: through the atomic writer, full disks, file modes ------------------------------
+
+def test_full_disk_while_saving_is_a_clean_error_and_keeps_the_old_file(tmp_path, model, monkeypatch):
+    import errno
+
+    from engine.errors import OutputWriteError
+    path = save_model(tmp_path / "m.safetensors", model)
+    before = path.read_bytes()
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr("engine.fileio.os.fsync", no_space)
+    model.threshold = 0.9
+    with pytest.raises(OutputWriteError, match="No space left on device") as caught:
+        save_model(path, model)
+    assert str(path) in str(caught.value)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temporary file left
+
+
+def test_full_disk_during_the_write_itself(tmp_path, model, monkeypatch):
+    import errno
+    import io
+
+    from engine.errors import OutputWriteError
+
+    class FullDisk(io.FileIO):
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr("engine.fileio.os.fdopen", lambda fd, mode, **kw: FullDisk(fd, "wb"))
+    with pytest.raises(OutputWriteError, match="No space left"):
+        save_model(tmp_path / "m.safetensors", model)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_new_model_files_get_the_mode_the_umask_gives(tmp_path, model, umask, mode):
+    old = os.umask(umask)
+    try:
+        path = save_model(tmp_path / "m.safetensors", model)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == mode
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640])
+def test_replacing_a_model_keeps_its_mode(tmp_path, model, mode):
+    path = save_model(tmp_path / "m.safetensors", model)
+    path.chmod(mode)
+    old = os.umask(0o077)
+    try:
+        save_model(path, model)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == mode

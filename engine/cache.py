@@ -202,6 +202,8 @@ class SpectrogramCache:
         try:
             atomic_write_text(self._path(key, ".json"), json.dumps(meta) + "\n")
         except OutputWriteError as exc:
+            with contextlib.suppress(OSError):  # an array without its meta is never read: free its space
+                self._path(key, ".linear.npy").unlink()
             self._stop_writing(exc.reason)
 
     def _store(self, key: str, suffix: str, shape: tuple[int, int],

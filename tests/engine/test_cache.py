@@ -22,7 +22,7 @@ from engine import cache_files, features
 from engine.cache import CacheWarning, SpectrogramCache, default_cache_root
 from engine.cli import main
 from engine.config import FeatureConfig
-from engine.errors import AudioLoadError, ConfigError
+from engine.errors import AudioLoadError, ConfigError, OutputWriteError
 from tests.synth import write_song
 
 CONFIG = FeatureConfig()
@@ -253,6 +253,20 @@ def test_full_disk_during_writes_removes_the_temporary_file(tmp_path, song, monk
     with pytest.warns(CacheWarning, match="No space left on device"):
         linear = SpectrogramCache(tmp_path / "cache").linear(song, CONFIG)
     np.testing.assert_array_equal(linear, direct_linear(song))
+    assert all_files(tmp_path / "cache") == []
+
+
+def test_full_disk_at_the_meta_file_leaves_no_orphan_array(tmp_path, song, monkeypatch):
+    def no_space(path, text):
+        raise OutputWriteError(path, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(cache_module, "atomic_write_text", no_space)
+    cache = SpectrogramCache(tmp_path / "cache")
+    with pytest.warns(CacheWarning, match="No space left on device") as caught:
+        linear = cache.linear(song, CONFIG)
+        log_mel = cache.log_mel(song, CONFIG)
+    assert len(caught) == 1
+    np.testing.assert_array_equal(linear, direct_linear(song))
+    assert log_mel.shape == (linear.shape[0], CONFIG.n_mels)
     assert all_files(tmp_path / "cache") == []
 
 

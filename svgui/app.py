@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 
 from engine.audio import is_audio_path
 from engine.resources import resource_dir
+from engine.warning_format import use_plain_warnings
 
+SCREENSHOT_TIMEOUT_S = 120
 DEMO_SONG = "jamendolyrics_Fantasma_-_Los_Rombos_5-35s.flac"
 
 
@@ -46,7 +49,13 @@ def create_application(argv: list[str]):
 
 
 def main(argv: list[str] | None = None) -> int:
+    use_plain_warnings()
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    missing = [p for p in args.paths if not p.exists()]
+    for path in missing:
+        print(f"{'error' if args.screenshot else 'warning'}: {path}: {_missing_reason(path)}", file=sys.stderr)
+    if args.screenshot and missing:
+        return 1  # a script asked for a picture of a file that is not there: say so, and fast
     app = create_application([sys.argv[0]])
     from svgui import settings as prefs
     from svgui.main_window import MainWindow
@@ -65,14 +74,32 @@ def main(argv: list[str] | None = None) -> int:
     if args.screenshot:
         return _screenshot(app, window, files[:1], args.screenshot, args.size)
     window.show()
+    if missing:
+        from svgui.dialogs.messages import show_error
+        show_error(window, "Files not found", "Not opened:\n" + "\n".join(f"{p}: {_missing_reason(p)}" for p in missing))
     if files:
         window.open_file(files[0])
     return app.exec()
 
 
+def _missing_reason(path: Path) -> str:
+    if path.is_symlink():
+        try:
+            path.stat()
+        except OSError as exc:
+            return "symbolic link loop" if exc.errno == errno.ELOOP else "broken symbolic link"
+    return "no such file or folder"
+
+
 def _screenshot(app, window, files, out: Path, size: str) -> int:
-    """Show the window, wait for spectrogram (and predictions when a model exists), save, quit."""
+    """Show the window, wait for spectrogram (and predictions when a model exists), save, quit.
+
+    A file that fails to open ends it at once: exit status 1, the reason on stderr, no picture.
+    """
     from PySide6.QtCore import QTimer
+
+    from svgui.dialogs import messages
+    messages.NO_MODAL = True  # nobody is there to close a message box
 
     width, height = (int(v) for v in size.lower().split("x"))
     window.resize(width, height)
@@ -86,11 +113,19 @@ def _screenshot(app, window, files, out: Path, size: str) -> int:
     if window.model is None:
         window.fileShown.connect(lambda _: finish())
     window.busyChanged.connect(lambda busy: None)
+
+    def failed(reason: str) -> None:
+        print(f"error: {reason}", file=sys.stderr)
+        status.update(code=1)
+        app.quit()
+
+    window.openFailed.connect(failed)
     if files:
         window.open_file(files[0])
     else:
         finish()
-    QTimer.singleShot(120_000, lambda: (status.update(code=1), app.quit()))  # never hang a script
+    QTimer.singleShot(SCREENSHOT_TIMEOUT_S * 1000, lambda: failed(
+        f"nothing was shown within {SCREENSHOT_TIMEOUT_S} s; no screenshot written"))  # never hang a script
     app.exec()
     window.workers.stop_all()
     window.document.undo_stack.setClean()

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QSp
 
 from engine.audio import AUDIO_EXTENSIONS
 from engine.checkpoint import VoiceModel, load_model
-from engine.errors import EngineError
+from engine.errors import EngineError, OverwriteRefused
 from engine.resources import bundled_model_path
 from svgui import settings as prefs
 from svgui.actions import ActionBuilder
@@ -42,6 +42,7 @@ class MainWindow(QMainWindow):
 
     fileShown = Signal(object)        # Path, once spectrogram and annotations are on screen
     predictionsShown = Signal()       # once the probability curve and regions are on screen
+    openFailed = Signal(str)          # the reason a file could not be opened
     busyChanged = Signal(bool)
 
     def __init__(self, settings: QSettings | None = None, *, model_path: Path | None = None):
@@ -86,6 +87,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self.autosave_timer = QTimer(self, interval=AUTOSAVE_INTERVAL_MS, timeout=self._autosave)
         self.autosave_timer.start()
+        self._autosave_elsewhere_told: set[Path] = set()  # fallback autosaves the user was told about
         self.setAcceptDrops(True)
         self.resize(1280, 800)
         prefs.restore_window_state(self.settings, self)
@@ -233,6 +235,7 @@ class MainWindow(QMainWindow):
         self._loading = self.workers.start(worker)
 
     def _open_failed(self, exc: Exception) -> None:
+        self.openFailed.emit(str(exc))
         self._task_failed("Cannot open file", exc)
 
     def _file_decoded(self, decoded: DecodedAudio) -> None:
@@ -242,7 +245,8 @@ class MainWindow(QMainWindow):
         label = next((decoded.path.with_suffix(s) for s in (".lab", ".txt") if decoded.path.with_suffix(s).is_file()), None)
         if label is not None:
             self._load_labels(label)
-        if self.document.autosave_path().is_file() and ask_recover_autosave(self, self.document.autosave_path()):
+        found = self.document.find_autosave()
+        if found is not None and ask_recover_autosave(self, found):
             self.document.recover_autosave()
         self.files.mark_current(decoded.path)
         self.player.set_source(decoded.path)
@@ -257,10 +261,15 @@ class MainWindow(QMainWindow):
         try:
             problems = self.document.load_annotations(path)
         except EngineError as exc:
-            show_error(self, "Cannot read labels", exc)
+            show_error(self, "Cannot read labels", f"{exc}\nSave will not write over this file (Save As can).")
             return
         if problems:
             self.statusBar().showMessage("; ".join(problems), 10_000)
+        unparsed = self.document.label_file.unparsed
+        if unparsed:  # lines we show nothing for: say so, they are easy to miss in the status bar
+            more = f"\n({len(unparsed) - 1} more such lines.)" if len(unparsed) > 1 else ""
+            show_error(self, "Label lines not understood", f"{unparsed[0]}{more}\nThese lines are kept as they "
+                       "are and written back unchanged when you save.")
 
     def import_labels_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Import labels", str(self.document.audio_path or ""),
@@ -273,6 +282,9 @@ class MainWindow(QMainWindow):
             return False
         try:
             path = self.document.save()
+        except OverwriteRefused as exc:
+            show_error(self, "Not saved over", exc)
+            return self.save_as()
         except EngineError as exc:
             show_error(self, "Cannot save annotations", exc)
             return False
@@ -300,15 +312,29 @@ class MainWindow(QMainWindow):
 
     def _autosave(self) -> None:
         try:
-            self.document.autosave()
+            path = self.document.autosave()
         except EngineError as exc:
             self.statusBar().showMessage(f"autosave failed: {exc}", 10_000)
+            return
+        if path is None or path == self.document.autosave_path():
+            return
+        self.statusBar().showMessage(f"the label folder is not writable: autosaved to {path}", 10_000)
+        if path not in self._autosave_elsewhere_told:  # the message box once per file, the status bar each time
+            self._autosave_elsewhere_told.add(path)
+            show_error(self, "Autosave in your data folder",
+                       f"The folder of {self.document.default_label_path()} is not writable, so unsaved edits are "
+                       f"autosaved to\n{path}\nThey are offered for recovery when you open the file again.")
 
     def _confirm_discard(self) -> bool:
         if not self.document.is_dirty:
             return True
         answer = ask_save_changes(self, self.document.audio_path.name if self.document.audio_path else "file")
-        return answer == "discard" or (answer == "save" and self.save())
+        if answer == "discard":
+            # discarded edits are not offered for recovery later, nor autosaved again meanwhile
+            self.document.discard_autosave()
+            self.document.undo_stack.setClean()
+            return True
+        return answer == "save" and self.save()
 
     def _refresh_recent(self) -> None:
         self.recent_menu.clear()

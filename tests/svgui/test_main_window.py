@@ -5,11 +5,16 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+import warnings
 
 import numpy as np
 import pytest
+from PySide6.QtWidgets import QFileDialog
 
+from engine import fileio
 from engine.checkpoint import VoiceModel, save_model
+from engine.errors import OutputWriteError
 from engine.config import ModelConfig
 from engine.labels import read_voiced_intervals
 from engine.resources import resource_dir
@@ -186,3 +191,117 @@ def test_dropping_files_opens_audio_and_imports_labels(qtbot, window, demo, env)
     other.write_text("1.000000\t2.000000\tsing\n")
     window.open_paths([other])
     assert window.document.annotations == [(1.0, 2.0)]
+
+
+# ---- label files are never lost (issue 13 items 5, 9, 12) ------------------------------------------
+
+def _song_with_labels(env, name, label_bytes):
+    song = write_song(env / "songs" / f"{name}.flac", 4.0, [(1.0, 2.0)], label_suffix=None)
+    song.with_suffix(".lab").write_bytes(label_bytes)
+    return song
+
+
+def test_save_writes_back_label_lines_the_app_does_not_understand(qtbot, window, env):
+    song = _song_with_labels(env, "odd", b"0.0 1.0 sing\nnot a line\n1.0 4.0 nosing\n")
+    open_and_wait(qtbot, window, song)
+    assert window.document.annotations == [(0.0, 1.0)]
+    assert any(m.title == "Label lines not understood" and "line 2" in m.text for m in messages.recorded)
+    window.spectrogram.draw_region(2.0, 3.0)
+    window.acts["save"].trigger()
+    text = song.with_suffix(".lab").read_text()
+    assert text.startswith("0.0 1.0 sing\nnot a line\n") and "sing" in text.splitlines()[-2]
+    assert not window.isWindowModified()
+
+
+def test_save_offers_save_as_for_a_label_file_that_failed_to_load(qtbot, window, env, monkeypatch):
+    song = _song_with_labels(env, "binary", b"\xff\xfe\x00 not text")
+    open_and_wait(qtbot, window, song)
+    assert any(m.title == "Cannot read labels" and "Save will not write over" in m.text for m in messages.recorded)
+    window.spectrogram.draw_region(1.0, 2.0)
+    chosen = env / "songs" / "binary-new.lab"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *args, **kwargs: (str(chosen), "")))
+    window.acts["save"].trigger()
+    assert song.with_suffix(".lab").read_bytes() == b"\xff\xfe\x00 not text"
+    assert any(m.title == "Not saved over" for m in messages.recorded)
+    assert read_voiced_intervals(chosen) == window.document.annotations and not window.isWindowModified()
+
+
+def test_autosave_of_a_read_only_label_folder_goes_to_the_user_data_folder(qtbot, window, demo, env, model_path,
+                                                                           monkeypatch):
+    real_create = fileio._create_temp_beside
+
+    def read_only_folder(path):  # a read-only folder refuses the temporary file (root ignores chmod)
+        if path.parent == demo.parent:
+            raise OutputWriteError(path, "Permission denied")
+        return real_create(path)
+
+    monkeypatch.setattr(fileio, "_create_temp_beside", read_only_folder)
+    open_and_wait(qtbot, window, demo)
+    window.spectrogram.draw_region(1.0, 2.0)
+    edited = list(window.document.annotations)
+    window._autosave()
+    window._autosave()
+    where = window.document.find_autosave()
+    assert where is not None and where.parent == env / "settings" / "autosave"
+    assert str(where) in window.statusBar().currentMessage()
+    told = [m for m in messages.recorded if m.title == "Autosave in your data folder"]
+    assert len(told) == 1 and str(where) in told[0].text  # once, not every 30 s
+    window.document.undo_stack.setClean()  # the crash: edits never saved
+    messages.answers["recover_autosave"] = True
+    second = MainWindow(model_path=model_path)
+    qtbot.addWidget(second)
+    open_and_wait(qtbot, second, demo)
+    assert second.document.annotations == edited
+    second.document.undo_stack.setClean()
+    second.workers.stop_all()
+
+
+def test_discarded_edits_are_not_offered_for_recovery(qtbot, window, demo, model_path):
+    open_and_wait(qtbot, window, demo)
+    window.spectrogram.draw_region(1.0, 2.0)
+    window._autosave()
+    side = window.document.autosave_path()
+    assert side.is_file()
+    window.close()  # the question is answered 'discard' (conftest)
+    assert [m.kind for m in messages.recorded] == ["save_changes"] and not side.exists()
+    second = MainWindow(model_path=model_path)
+    qtbot.addWidget(second)
+    open_and_wait(qtbot, second, demo)
+    assert "recover_autosave" not in [m.kind for m in messages.recorded]
+    second.workers.stop_all()
+
+
+def _run_app(args, env):
+    run_env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "SVGUI_SETTINGS_DIR": str(env / "s3")}
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "svgui.app", *map(str, args)], capture_output=True, text=True,
+                            timeout=120, env=run_env)
+    return result, time.monotonic() - started
+
+
+def test_screenshot_of_a_bad_or_missing_file_exits_with_the_reason(env, model_path):
+    broken = env / "broken.wav"
+    broken.write_bytes(b"RIFF\x00\x00garbage" * 10)
+    result, seconds = _run_app(["--screenshot", env / "shot.png", "--model", model_path, broken], env)
+    assert result.returncode == 1 and seconds < 60
+    assert f"error: {broken}: corrupt or unreadable audio" in result.stderr
+    assert not (env / "shot.png").exists()
+    result, seconds = _run_app(["--screenshot", env / "shot.png", env / "missing.flac"], env)
+    assert result.returncode == 1 and result.stderr.strip().splitlines()[-1] == \
+        f"error: {env / 'missing.flac'}: no such file or folder"
+
+
+def test_missing_paths_on_the_command_line_are_reported_in_the_window_and_on_stderr(qtbot, env, model_path,
+                                                                                     monkeypatch, capsys):
+    from PySide6.QtWidgets import QApplication
+
+    from svgui import app
+
+    monkeypatch.setattr(QApplication, "exec", lambda self: 0)  # main() returns once the window is up
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # main() sets these for the process
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)
+    missing = env / "gone.flac"
+    assert app.main([str(missing), "--model", str(model_path)]) == 0
+    assert f"warning: {missing}: no such file or folder" in capsys.readouterr().err
+    shown = [m for m in messages.recorded if m.title == "Files not found"]
+    assert len(shown) == 1 and f"{missing}: no such file or folder" in shown[0].text

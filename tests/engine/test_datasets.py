@@ -63,6 +63,25 @@ def test_scan_folder_pairs_and_reports(mixed_folder):
     assert not report.is_clean and "c.wav" in report.summary() and "d.lab" in report.summary()
 
 
+def test_predictions_are_never_ground_truth_nor_orphan_labels(mixed_folder, tmp_path):
+    for name in ("a.pred.lab", "b.pred.txt", "c.pred.lab", "gone.pred.lab", "e-2.pred.curve.csv"):
+        (mixed_folder / name).write_text("0 1 sing\n")
+    tracks, report = scan_folder(mixed_folder, require_labels=False)
+    assert [(t.name, t.label_path and t.label_path.name) for t in tracks] == \
+        [("a", "a.lab"), ("b", "b.txt"), ("c", None), ("e", "e.lab")]
+    assert [p.name for p in report.orphan_labels] == ["d.lab"]
+    root = tmp_path / "corpus"  # a Jamendo labels folder with a prediction in it
+    (root / "labels").mkdir(parents=True)
+    (root / "filelists").mkdir()
+    for name in "abc":
+        (root / "labels" / f"{name}.lab").write_text("0 1 sing\n")
+    (root / "labels" / "a.pred.lab").write_text("0 1 nosing\n")
+    for split, name in (("train", "a"), ("valid", "b"), ("test", "c")):
+        (root / "filelists" / split).write_text(f"{name}.ogg\n")
+    corpus = load_jamendo(root, require_audio=False)
+    assert corpus.unlisted_labels == [] and corpus.listed["train"] == ["a"]
+
+
 def test_scan_folder_options(mixed_folder):
     tracks, _ = scan_folder(mixed_folder, require_labels=False)
     assert [(t.name, t.label_path) for t in tracks if t.name == "c"] == [("c", None)]

@@ -10,6 +10,7 @@ import errno
 import os
 import stat
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +47,12 @@ def audio_duration_s(path: str | os.PathLike) -> float:
     return info.frames / info.samplerate if info.samplerate else 0.0
 
 
-def load_audio(path: str | os.PathLike, *, sample_rate: int = 22050) -> np.ndarray:
+def load_audio(path: str | os.PathLike, *, sample_rate: int = 22050,
+               on_warning: Callable[[str], None] | None = None) -> np.ndarray:
     """Decode, down-mix and resample a file.
+
+    ``on_warning`` receives the warning's text instead of ``warnings.warn`` (worker threads: the
+    warnings module's capture is process-wide, not per thread).
 
     Returns
     -------
@@ -106,8 +111,12 @@ def load_audio(path: str | os.PathLike, *, sample_rate: int = 22050) -> np.ndarr
         detail = str(damage).split(": ", 1)[-1].strip() or type(damage).__name__
         if n_in == 0:
             raise AudioLoadError(path, f"corrupt or unreadable audio from the start ({detail})")
-        warnings.warn(f"{path}: unreadable after {n_in / rate_in:.2f} s of {audio.frames / rate_in:.2f} s "
-                      f"({detail}); using the first {n_in / rate_in:.2f} s", AudioWarning, stacklevel=2)
+        message = (f"{path}: unreadable after {n_in / rate_in:.2f} s of {audio.frames / rate_in:.2f} s "
+                   f"({detail}); using the first {n_in / rate_in:.2f} s")
+        if on_warning is not None:
+            on_warning(message)
+        else:
+            warnings.warn(message, AudioWarning, stacklevel=2)
     if n_in == 0:
         raise AudioLoadError(path, "contains no audio samples (zero length)")
     return out.result()

@@ -242,6 +242,8 @@ class MainWindow(QMainWindow):
         self._loading = None
         self.status_task.setText("")
         self.document.set_audio(decoded.path, decoded.samples, decoded.log_mel)
+        if decoded.warnings:
+            show_error(self, "Audio decoded in part", "\n".join(decoded.warnings))
         label = next((decoded.path.with_suffix(s) for s in (".lab", ".txt") if decoded.path.with_suffix(s).is_file()), None)
         if label is not None:
             self._load_labels(label)

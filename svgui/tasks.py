@@ -21,16 +21,18 @@ class DecodedAudio:
     path: Path
     samples: np.ndarray   # float32 mono at the feature sample rate
     log_mel: np.ndarray   # [frames, n_mels], natural log of mel magnitudes
+    warnings: tuple[str, ...] = ()  # e.g. a truncated file decoded up to the damage
 
 
 def decode_and_analyse(path: Path, features: FeatureConfig = FeatureConfig()) -> DecodedAudio:
     """Decode a file and compute the mel spectrogram the network sees."""
-    samples = load_audio(path, sample_rate=features.sample_rate)
+    problems: list[str] = []
+    samples = load_audio(path, sample_rate=features.sample_rate, on_warning=problems.append)
     if frame_count(len(samples), features) == 0:
         raise AudioLoadError(path, f"too short to analyse ({len(samples)} samples, "
                                    f"less than one {features.frame_length}-sample frame)")
     log_mel = log_mel_spectrogram(samples, features).numpy()
-    return DecodedAudio(Path(path), samples, log_mel)
+    return DecodedAudio(Path(path), samples, log_mel, tuple(problems))
 
 
 @dataclass(frozen=True)

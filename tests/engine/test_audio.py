@@ -1,5 +1,7 @@
 """engine.audio: decoding, down-mixing, resampling to 22,050 Hz and clear load errors."""
 
+import warnings
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -261,3 +263,15 @@ def test_non_finite_samples(tmp_path, bad, rate):
     path = tmp_path / "nonfinite.wav"
     sf.write(path, data, rate, subtype="FLOAT")
     _assert_load_error(path, "NaN or infinite")
+
+
+def test_on_warning_takes_the_warning_instead_of_the_warnings_module(tmp_path):
+    full = tmp_path / "full.flac"
+    sf.write(full, np.random.default_rng(3).uniform(-0.5, 0.5, 22050 * 4).astype(np.float32), 22050)
+    path = tmp_path / "cut.flac"
+    path.write_bytes(full.read_bytes()[: full.stat().st_size * 3 // 4])
+    received = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning may reach the warnings module
+        load_audio(path, on_warning=received.append)
+    assert len(received) == 1 and received[0].startswith(f"{path}: unreadable after ")

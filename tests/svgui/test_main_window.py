@@ -305,3 +305,13 @@ def test_missing_paths_on_the_command_line_are_reported_in_the_window_and_on_std
     assert f"warning: {missing}: no such file or folder" in capsys.readouterr().err
     shown = [m for m in messages.recorded if m.title == "Files not found"]
     assert len(shown) == 1 and f"{missing}: no such file or folder" in shown[0].text
+
+
+def test_a_truncated_file_opens_up_to_the_damage_with_a_message(qtbot, window, env):
+    full = write_song(env / "full.flac", 6.0, [(1.0, 2.0)], label_suffix=None)
+    cut = env / "cut.flac"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    open_and_wait(qtbot, window, cut)
+    assert 1.0 < window.document.duration_s < 4.0
+    shown = [m for m in messages.recorded if m.title == "Audio decoded in part"]
+    assert len(shown) == 1 and "unreadable after" in shown[0].text and "cut.flac" in shown[0].text

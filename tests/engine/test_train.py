@@ -1,6 +1,8 @@
 """Training (SPEC §4): a real short run on synthesized songs, cancel, resume, divergence."""
 
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,3 +124,122 @@ def test_files_shorter_than_one_excerpt_cannot_train(tmp_path):
     with pytest.raises(DatasetError, match="excerpt"):
         list(train(train_data=short, out_path=tmp_path / "m.safetensors", config=TrainConfig(updates=2),
                    model_config=SMALL))
+
+
+# --- the output file and the checkpoints of other runs -----------------------------------------
+
+def test_a_file_that_is_not_a_model_is_never_replaced(data, tmp_path):
+    from engine.errors import OverwriteRefused
+    song = tmp_path / "song.safetensors"
+    song.write_bytes(b"ID3 not a model at all" * 100)
+    for overwrite in (False, True):
+        with pytest.raises(OverwriteRefused, match="is not an svgui model: it is never replaced"):
+            next(train(train_data=data[0], out_path=song, config=TrainConfig(updates=2), model_config=SMALL,
+                       overwrite=overwrite))
+    assert song.read_bytes() == b"ID3 not a model at all" * 100
+
+
+def test_an_existing_model_is_replaced_only_with_overwrite(data, tmp_path):
+    from engine.errors import OverwriteRefused
+    out = tmp_path / "m.safetensors"
+    list(_run(data, out, updates=2))
+    before = out.read_bytes()
+    with pytest.raises(OverwriteRefused, match="already holds a model; pass --overwrite"):
+        next(_run(data, out, updates=2))
+    assert out.read_bytes() == before
+    list(train(train_data=data[0], out_path=out, config=TrainConfig(updates=3, validate_every=0),
+               model_config=SMALL, overwrite=True))
+    assert load_model(out).metadata["updates"] == 3
+
+
+@pytest.mark.parametrize("name", ["model.flac", "model"])
+def test_the_output_must_be_named_as_a_model(data, tmp_path, name):
+    from engine.errors import ConfigError
+    with pytest.raises(ConfigError, match="must end in .safetensors"):
+        next(_run(data, tmp_path / name))
+    assert not (tmp_path / name).exists()
+
+
+def test_an_unwritable_output_folder_is_refused_at_once(data, tmp_path):
+    from engine.errors import OutputWriteError
+    (tmp_path / "file").write_text("in the way")
+    with pytest.raises(OutputWriteError, match="cannot write"):
+        next(_run(data, tmp_path / "file" / "m.safetensors"))
+
+
+def test_check_model_output_creates_the_folder_and_leaves_nothing_behind(tmp_path):
+    from engine.checkpoint import check_model_output
+    out = check_model_output(tmp_path / "new" / "deeper" / "m.safetensors")
+    assert out.parent.is_dir() and list(out.parent.iterdir()) == []
+
+
+def _cancelled_run(data, out, at=7, **overrides):
+    run = _run(data, out, updates=20, checkpoint_every=5, **overrides)
+    for progress in run:
+        if progress.update == at:
+            break
+    run.close()
+
+
+def test_a_new_run_keeps_an_older_runs_checkpoint_and_writes_its_own_elsewhere(data, tmp_path):
+    out = tmp_path / "m.safetensors"
+    _cancelled_run(data, out)  # run A, interrupted: its checkpoint stays at the usual name
+    usual = checkpoint_path_for(out)
+    a_bytes = usual.read_bytes()
+    a_id = load_training_state(usual)[1]["run_id"]
+    assert len(a_id) == 16
+
+    records = list(_run(data, out, updates=12, checkpoint_every=5))  # run B, fresh, same output name
+    assert "belongs to another training run and is kept" in records[0].note
+    assert all(not r.note for r in records[1:])
+    own = {Path(r.checkpoint_path).name for r in records if r.checkpoint_path and not r.finished}
+    assert len(own) == 1 and re.fullmatch(r"m\.checkpoint-[0-9a-f]{16}\.safetensors", own.pop())
+    assert usual.read_bytes() == a_bytes  # A's checkpoint untouched...
+    assert not any(p.name.startswith("m.checkpoint-") for p in tmp_path.iterdir())  # ...B's own deleted
+
+    # A can still be resumed; finishing deletes its own checkpoint, as it is this run's.
+    resumed = list(train(train_data=data[0], valid_data=data[1], out_path=out, resume_from=usual,
+                         config=TrainConfig(updates=20), overwrite=True))
+    assert resumed[0].note == "" and resumed[-1].finished
+    assert not usual.exists()
+
+
+def test_a_resumed_run_keeps_its_run_id(data, tmp_path):
+    out = tmp_path / "m.safetensors"
+    _cancelled_run(data, out, at=7)
+    ckpt = checkpoint_path_for(out)
+    run_id = load_training_state(ckpt)[1]["run_id"]
+    run = train(train_data=data[0], valid_data=data[1], out_path=out, resume_from=ckpt,
+                config=TrainConfig(updates=20))
+    for progress in run:
+        if progress.update == 11:
+            break
+    run.close()
+    assert load_training_state(ckpt)[1]["run_id"] == run_id
+
+
+def test_a_foreign_file_at_the_checkpoint_name_is_kept(data, tmp_path):
+    out = tmp_path / "m.safetensors"
+    usual = checkpoint_path_for(out)
+    usual.write_bytes(b"my notes, not a checkpoint")
+    records = list(_run(data, out, updates=6, checkpoint_every=5))
+    assert "is kept" in records[0].note
+    assert usual.read_bytes() == b"my notes, not a checkpoint"
+
+
+def test_a_crafted_checkpoint_with_wrong_momentum_is_a_clear_error(data, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from engine.errors import ModelFileError
+    out = tmp_path / "m.safetensors"
+    _cancelled_run(data, out)
+    ckpt = checkpoint_path_for(out)
+    with safe_open(str(ckpt), framework="pt") as handle:
+        meta = handle.metadata()
+    tensors = load_file(str(ckpt))
+    tensors["train.momentum.0"] = torch.zeros(3)
+    save_file(tensors, str(ckpt), metadata=meta)
+    with pytest.raises(ModelFileError, match="damaged checkpoint .momentum 0 has shape"):
+        list(train(train_data=data[0], valid_data=data[1], out_path=out, resume_from=ckpt,
+                   config=TrainConfig(updates=20)))

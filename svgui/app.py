@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     window.show()
     if missing:
         from svgui.dialogs.messages import show_error
-        show_error(window, "Files not found", "Not opened:\n" + "\n".join(f"{p}: {_missing_reason(p)}" for p in missing))
+        listed = "\n".join(f"{p}: {_missing_reason(p)}" for p in missing)
+        show_error(window, "Files not found", f"Not opened (given on the command line):\n{listed}")
     if files:
         window.open_file(files[0])
     return app.exec()

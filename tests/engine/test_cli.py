@@ -464,3 +464,141 @@ def test_resume_from_a_finished_model_is_refused(model_path, corpus, tmp_path, c
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err
     assert any("not a training checkpoint" in line for line in error_lines(err)), err
+
+
+# --- train --out: never destroy a file; checked before any work --------------------------------
+
+def test_train_never_replaces_a_file_that_is_not_a_model(corpus, tmp_path, capsys):
+    song = tmp_path / "song.safetensors"
+    shutil.copy(next(corpus[0].glob("*.wav")), song)
+    before = song.read_bytes()
+    for extra in ([], ["--overwrite"]):  # a missing data folder proves the output is checked first
+        code = main(["train", "--train", str(tmp_path / "nowhere"), "--out", str(song), "--updates", "5", *extra])
+        assert_one_line_error(code, capsys.readouterr().err, str(song), "not an svgui model", "never replaced")
+    assert song.read_bytes() == before
+
+
+def test_train_out_with_another_suffix_is_refused(corpus, tmp_path, capsys):
+    song = next(corpus[0].glob("*.wav"))
+    before = song.read_bytes()
+    code = main(["train", "--train", str(corpus[0]), "--out", str(song), "--updates", "5", "--overwrite"])
+    assert_one_line_error(code, capsys.readouterr().err, "must end in .safetensors", song.name)
+    assert song.read_bytes() == before
+
+
+def test_train_replaces_an_existing_model_only_with_overwrite(model_path, corpus, tmp_path, capsys):
+    out = tmp_path / "m.safetensors"
+    shutil.copy(model_path, out)
+    before = out.read_bytes()
+    code = main(["train", "--train", str(tmp_path / "nowhere"), "--out", str(out), "--updates", "2"])
+    assert_one_line_error(code, capsys.readouterr().err, str(out), "already holds a model", "--overwrite")
+    assert out.read_bytes() == before
+    with small_network():
+        code = main(["train", "--train", str(corpus[0]), "--out", str(out), "--updates", "2",
+                     "--validate-every", "0", "--overwrite"])
+    assert code == 0, capsys.readouterr().err
+    assert load_model(out).metadata["updates"] == 2
+
+
+def test_train_unwritable_output_folder_is_refused_before_reading_data(tmp_path, capsys):
+    (tmp_path / "blocker").write_text("a file where the folder should be")
+    code = main(["train", "--train", str(tmp_path / "nowhere"), "--out", str(tmp_path / "blocker" / "m.safetensors"),
+                 "--updates", "5"])
+    assert_one_line_error(code, capsys.readouterr().err, "cannot write", "blocker")
+
+
+# --- crafted model files: one line, for every command that reads a model -----------------------
+
+def _crafted(model_path, target, edit):
+    with safe_open(str(model_path), framework="pt") as handle:
+        meta = dict(handle.metadata())
+    header = json.loads(meta["svgui"])
+    meta["svgui"] = edit(header) if callable(edit) else edit
+    from safetensors.torch import save_file
+    save_file(load_file(str(model_path)), str(target), metadata=meta)
+    return target
+
+
+CRAFTED = {
+    "list-header": ("[1, 2, 3]", "a JSON list, not an object"),
+    "string-metadata": (lambda h: json.dumps({**h, "metadata": "hello"}), "'metadata' is a JSON string"),
+    "dense-units": (lambda h: json.dumps({**h, "model": {**h["model"], "dense_units": [20000, 64]}}),
+                    "dense_units = 20000 is outside"),
+    "median-frames": (lambda h: json.dumps({**h, "eval": {**h["eval"], "median_frames": 1_000_000_000}}),
+                      "median_frames = 1000000000 is outside"),
+    "median-frames-float": (lambda h: json.dumps({**h, "eval": {**h["eval"], "median_frames": 1e9}}),
+                            "median_frames must be a whole number"),
+    "threshold-text": (lambda h: json.dumps({**h, "threshold": "high"}), "threshold must be a number"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CRAFTED))
+@pytest.mark.parametrize("command", ["info", "predict", "evaluate"])
+def test_crafted_model_files_give_one_line(model_path, corpus, tmp_path, capsys, case, command):
+    edit, message = CRAFTED[case]
+    bad = _crafted(model_path, tmp_path / f"{case}.safetensors", edit)
+    argv = {"predict": ["predict", str(corpus[1]), "--model", str(bad), "--out", str(tmp_path / "o")],
+            "evaluate": ["evaluate", "--model", str(bad), "--data", str(corpus[1])],
+            "info": ["info", str(bad)]}[command]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert len(error_lines(err)) == 1 and message in error_lines(err)[0] and bad.name in error_lines(err)[0], err
+
+
+def test_wrong_tensor_shapes_give_one_line(model_path, tmp_path, capsys):
+    from safetensors.torch import save_file
+    with safe_open(str(model_path), framework="pt") as handle:
+        meta = dict(handle.metadata())
+    tensors = load_file(str(model_path))
+    tensors["network.fc2.weight"] = torch.zeros(5, 5)
+    save_file(tensors, str(tmp_path / "shapes.safetensors"), metadata=meta)
+    code = main(["info", str(tmp_path / "shapes.safetensors")])
+    assert_one_line_error(code, capsys.readouterr().err, "weight fc2.weight has shape (5, 5)")
+
+
+# --- SIGTERM: a scheduler's stop saves a checkpoint, like Ctrl+C ----------------------------------
+
+# The real `svgui-engine train` entry point, with the reduced network the other tests use.
+SMALL_CLI = ("import functools, sys, engine.train, engine.cli\n"
+             "from engine.config import ModelConfig\n"
+             "engine.train.train = functools.partial(engine.train.train, "
+             "model_config=ModelConfig(conv_channels=(8, 8, 16, 8), dense_units=(32, 16)))\n"
+             "sys.exit(engine.cli.main(sys.argv[1:]))\n")
+
+
+def _train_in_subprocess(tmp_path, *argv):
+    from engine.resources import resource_dir
+    demo = resource_dir() / "demo"
+    err = open(tmp_path / "stderr.txt", "w")
+    process = subprocess.Popen([sys.executable, "-c", SMALL_CLI, "train", "--train", str(demo),
+                                "--out", str(tmp_path / "m.safetensors"), "--batch-size", "4",
+                                "--validate-every", "0", *map(str, argv)],
+                               stdout=subprocess.PIPE, stderr=err, text=True, cwd=tmp_path)
+    return process, err
+
+
+def test_sigterm_saves_a_checkpoint_and_resume_continues(tmp_path):
+    import re
+    import signal
+    import time
+
+    process, err = _train_in_subprocess(tmp_path, "--updates", 100_000, "--checkpoint-every", 0)
+    deadline = time.monotonic() + 120
+    while not re.search(r"\| [1-9]\d*/100000", (tmp_path / "stderr.txt").read_text()):
+        assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "stderr.txt").read_text()
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 143
+    err.close()
+    text = (tmp_path / "stderr.txt").read_text()
+    ckpt = checkpoint_path_for(tmp_path / "m.safetensors")
+    assert "Traceback" not in text
+    assert f"interrupted (SIGTERM): checkpoint {ckpt} kept; continue with --resume {ckpt}" in text
+    done = load_training_state(ckpt)[1]["update"]
+    assert done >= 1 and not (tmp_path / "m.safetensors").exists()
+
+    process, err = _train_in_subprocess(tmp_path, "--updates", done + 2, "--resume", ckpt)
+    assert process.wait(timeout=120) == 0, (tmp_path / "stderr.txt").read_text()
+    assert load_model(tmp_path / "m.safetensors").metadata["updates"] == done + 2
+    assert not ckpt.exists()  # the run's own checkpoint, deleted once its model is written

@@ -110,21 +110,23 @@ class LabelFile:
         last_from: dict[int, _Entry] = {}  # donor entry -> the last entry written from it
         for start_s, end_s in missing:
             overlapping = [e for e in freed if e.segment.start_s < end_s and e.segment.end_s > start_s]
-            donor = next((e for e in overlapping if id(e) not in last_from), overlapping[0] if overlapping else None)
-            if donor is None:
+            donors = [e for e in overlapping if id(e) not in last_from]
+            if not overlapping:  # a new region
                 new = _Entry([_format_line(start_s, end_s, default_label, self._separator(), self.newline)],
                              Segment(start_s, end_s, default_label))
                 out.insert(_time_position(out, start_s), new)
-                continue
-            new = _Entry([_format_line(start_s, end_s, donor.segment.label, _separator_of(donor.lines[0]),
-                                       _line_end(donor.lines[0], self.newline))] + donor.lines[1:],
-                         Segment(start_s, end_s, donor.segment.label))
-            if id(donor) in last_from:
-                # the second half of a split: after the first, and in time order among new lines
-                out.insert(max(out.index(last_from[id(donor)]) + 1, _time_position(out, start_s)), new)
-            else:
-                out[out.index(donor)] = new
-            last_from[id(donor)] = new
+            elif not donors:  # the second half of a split: the same text, after the first half
+                new = _rewritten(overlapping[0], start_s, end_s, self.newline)
+                out.insert(max(out.index(last_from[id(overlapping[0])]) + 1, _time_position(out, start_s)), new)
+                last_from[id(overlapping[0])] = new
+            else:  # an edited region: each of its lines keeps its own part of it, and its text
+                for donor, (a, b) in zip(donors, _cover((start_s, end_s), [(e.segment.start_s, e.segment.end_s)
+                                                                           for e in donors])):
+                    unchanged = abs(a - donor.segment.start_s) <= MATCH_TOLERANCE_S and \
+                        abs(b - donor.segment.end_s) <= MATCH_TOLERANCE_S
+                    new = donor if unchanged else _rewritten(donor, a, b, self.newline)
+                    out[out.index(donor)] = new
+                    last_from[id(donor)] = new
         for entry in freed:
             if id(entry) not in last_from:
                 out.remove(entry)  # its region was deleted or merged into another
@@ -195,6 +197,28 @@ def _gaps(intervals: list[Interval], duration_s: float) -> list[Interval]:
     if duration_s > cursor:
         gaps.append((cursor, duration_s))
     return gaps
+
+
+def _cover(target: Interval, spans: list[Interval]) -> list[Interval]:
+    """``spans`` (sorted by start, each overlapping ``target``) clipped to ``target``, then stretched
+    as little as possible so that together they cover it: the first reaches its start, the last its
+    end, and a span after a hole starts where the ones before it end."""
+    pieces = [[max(a, target[0]), min(b, target[1])] for a, b in spans]
+    pieces[0][0] = target[0]
+    reach = pieces[0][1]
+    for piece in pieces[1:]:
+        piece[0] = min(piece[0], reach)
+        reach = max(reach, piece[1])
+    if reach < target[1]:
+        max(pieces, key=lambda p: p[1])[1] = target[1]
+    return [(a, b) for a, b in pieces]
+
+
+def _rewritten(donor: _Entry, start_s: float, end_s: float, newline: str) -> _Entry:
+    """``donor``'s line with new times: its text, separator, line end and extra lines kept."""
+    line = _format_line(start_s, end_s, donor.segment.label, _separator_of(donor.lines[0]),
+                        _line_end(donor.lines[0], newline))
+    return _Entry([line] + donor.lines[1:], Segment(start_s, end_s, donor.segment.label))
 
 
 def _time_position(out: list[_Entry], start_s: float) -> int:

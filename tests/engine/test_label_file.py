@@ -105,3 +105,16 @@ def test_write_goes_through_a_symlink_and_keeps_the_bom(tmp_path):
     written = write_label_text(link, label_file.render([(1.0, 3.0)], duration_s=5.0), bom=label_file.bom)
     assert written == target and link.is_symlink()
     assert target.read_bytes() == b"\xef\xbb\xbf1.000000\t3.000000\tla\n"
+
+
+def test_overlapping_labels_of_one_region_each_keep_their_own_part():
+    text = "1.0\t3.0\tverse\n2.0\t4.0\tsolo\n6.0\t7.0\tbridge\n"
+    label_file = LabelFile.parse(text, path="x.txt")
+    with pytest.warns(LabelWarning, match="overlapping"):
+        assert label_file.voiced_intervals(duration_s=10.0) == [(1.0, 4.0), (6.0, 7.0)]
+    # shrink the region's end: 'verse' lies inside and stays byte for byte, 'solo' is cut
+    assert label_file.render([(1.0, 3.5), (6.0, 7.0)], duration_s=10.0) == \
+        "1.0\t3.0\tverse\n2.000000\t3.500000\tsolo\n6.0\t7.0\tbridge\n"
+    # merge with the next region: nothing is lost, 'bridge' reaches back to where 'solo' ends
+    assert label_file.render([(1.0, 7.0)], duration_s=10.0) == \
+        "1.0\t3.0\tverse\n2.0\t4.0\tsolo\n4.000000\t7.000000\tbridge\n"

@@ -1,7 +1,9 @@
 """engine.label_file: label files keep every line the app does not edit, byte for byte."""
 
 import difflib
+import warnings
 
+import numpy as np
 import pytest
 
 from engine.errors import LabelFormatError
@@ -118,3 +120,32 @@ def test_overlapping_labels_of_one_region_each_keep_their_own_part():
     # merge with the next region: nothing is lost, 'bridge' reaches back to where 'solo' ends
     assert label_file.render([(1.0, 7.0)], duration_s=10.0) == \
         "1.0\t3.0\tverse\n2.0\t4.0\tsolo\n4.000000\t7.000000\tbridge\n"
+
+
+def _random_intervals(rng, duration_s):
+    edges = np.unique(np.round(rng.uniform(0, duration_s, 2 * rng.integers(0, 6)), 3))
+    return [(float(a), float(b)) for a, b in zip(edges[::2], edges[1::2]) if b > a]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_any_edit_reads_back_as_the_edit_and_keeps_every_other_line(seed):
+    rng = np.random.default_rng(seed)
+    name, duration_s = ("x.lab", 20.0) if seed % 2 else ("x.txt", 20.0)
+    lines, others = [], []
+    for start_s, end_s in _random_intervals(rng, duration_s):
+        lines.append(f"{start_s} {end_s} {'sing' if name == 'x.lab' else rng.choice(['verse', 'chorus'])}\n")
+        if rng.random() < 0.4:
+            others.append(rng.choice(["# a comment\n", "garbage line\n", "3.0 4.0 nosing\n", "\n"]))
+            lines.append(others[-1])
+    label_file = LabelFile.parse("".join(lines), path=name)
+    edit = _random_intervals(rng, duration_s)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LabelWarning)
+        after = LabelFile.parse(label_file.render(edit, duration_s=duration_s), path=name)
+        read_back = after.voiced_intervals(duration_s=duration_s)
+    assert len(read_back) == len(edit) and (not edit or np.allclose(read_back, edit, atol=1e-6))
+    kept = [line for entry in after.entries for line in entry.lines if line in others]
+    if name == "x.txt":  # in .lab files nosing lines are managed
+        assert kept == others
+    else:
+        assert kept == [line for line in others if "nosing" not in line]

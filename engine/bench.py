@@ -22,7 +22,9 @@ import torch
 
 from engine.checkpoint import VoiceModel
 from engine.config import FeatureConfig, PredictConfig
+from engine.devices import pick_device
 from engine.features import log_mel_spectrogram
+from engine.precision import choose_precision, cpu_features, describe_cpu_features
 from engine.predict import predict_samples
 
 
@@ -55,17 +57,26 @@ def machine_description() -> dict:
     except OSError:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version()}
+            "torch": torch.__version__, "python": platform.python_version(), "cpu_features": cpu_features()}
 
 
 def run_speed_benchmark(*, seconds: float = 180.0, excerpt_seconds: float = 20.0,
-                        memory_hours: float = 0.0) -> dict:
-    """Time each stage on ``seconds`` of audio; the excerpt-wise reference on ``excerpt_seconds``."""
+                        memory_hours: float = 0.0, precision: str | None = None, device: str | None = "cpu") -> dict:
+    """Time each stage on ``seconds`` of audio; the excerpt-wise reference on ``excerpt_seconds``.
+
+    Prediction runs in fp32 and in ``precision`` (default: what ``auto`` picks) side by side;
+    the exactness check (fully convolutional = excerpt-wise) is fp32.
+    """
     features = FeatureConfig()
+    torch_device = pick_device(device)
     model = VoiceModel.create(features=features)  # speed does not depend on the weights
+    model.network.to(torch_device)
+    auto = choose_precision("auto", torch_device).precision
+    compared = choose_precision(precision or "auto", torch_device).precision
     samples = synth_music(seconds, features.sample_rate)
     short = samples[:int(excerpt_seconds * features.sample_rate)]
-    report = {"machine": machine_description(), "audio_s": seconds, "excerpt_audio_s": excerpt_seconds}
+    report = {"machine": machine_description(), "device": str(torch_device), "audio_s": seconds,
+              "excerpt_audio_s": excerpt_seconds, "precision_auto": auto, "precision_compared": compared}
 
     with tempfile.TemporaryDirectory() as tmp:
         flac = Path(tmp) / "bench.flac"
@@ -80,6 +91,14 @@ def run_speed_benchmark(*, seconds: float = 180.0, excerpt_seconds: float = 20.0
     excerpt_short_s = _best_of(lambda: predict_samples(model, short, excerptwise=True), 1)
     check = np.abs(predict_samples(model, short[:features.sample_rate * 5])
                    - predict_samples(model, short[:features.sample_rate * 5], excerptwise=True)).max()
+    if compared == "fp32":  # the very same code path: no second timing
+        compared_s, compared_tta_s, compared_diff = fcn_s, tta_s, 0.0
+    else:
+        compared_s = _best_of(lambda: predict_samples(model, samples, precision=compared), 2)
+        compared_tta_s = _best_of(lambda: predict_samples(model, samples, precision=compared,
+                                                          pitch_factors=PredictConfig().tta_pitch_factors), 1)
+        compared_diff = float(np.abs(predict_samples(model, short, precision=compared)
+                                     - predict_samples(model, short)).max())
     report.update({
         "decode_resample_44k_stereo_x_realtime": seconds / decode_s,
         "features_x_realtime": seconds / features_s,
@@ -88,6 +107,11 @@ def run_speed_benchmark(*, seconds: float = 180.0, excerpt_seconds: float = 20.0
         "excerptwise_prediction_x_realtime": excerpt_seconds / excerpt_short_s,
         "fcn_vs_excerptwise_speedup": excerpt_short_s / fcn_short_s,
         "fcn_vs_excerptwise_max_abs_diff": float(check),
+        "fcn_prediction_fp32_x_realtime": seconds / fcn_s,
+        "fcn_prediction_auto_x_realtime": seconds / compared_s,
+        "fcn_tta5_prediction_auto_x_realtime": seconds / compared_tta_s,
+        "fcn_prediction_auto_vs_fp32_speedup": fcn_s / compared_s,
+        "fcn_prediction_auto_vs_fp32_max_abs_diff": compared_diff,
     })
     if memory_hours > 0:
         report["memory_hours"] = memory_hours
@@ -116,11 +140,20 @@ def peak_memory_mb(hours: float) -> float:
 def format_report(report: dict) -> str:
     m = report["machine"]
     lines = [f"machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads)",
+             f"cpu features: {describe_cpu_features(m['cpu_features'])}",
+             f"precision: auto picks {report['precision_auto']} on {report['device']}; "
+             f"fp32 vs {report['precision_compared']} below",
              f"audio: {report['audio_s']:.0f} s synthesized (excerpt-wise reference on {report['excerpt_audio_s']:.0f} s)",
              f"decode + resample (44.1 kHz stereo FLAC): {report['decode_resample_44k_stereo_x_realtime']:8.0f} x real time",
              f"features (STFT, mel, log):                {report['features_x_realtime']:8.0f} x real time",
              f"prediction, fully convolutional:          {report['fcn_prediction_x_realtime']:8.1f} x real time",
              f"prediction, fully convolutional, TTA x5:  {report['fcn_tta5_prediction_x_realtime']:8.1f} x real time",
+             f"prediction, {report['precision_compared']:>4} (fp32 above):          "
+             f"{report['fcn_prediction_auto_x_realtime']:8.1f} x real time "
+             f"({report['fcn_prediction_auto_vs_fp32_speedup']:.2f}x fp32, max |diff| "
+             f"{report['fcn_prediction_auto_vs_fp32_max_abs_diff']:.1e})",
+             f"prediction, {report['precision_compared']:>4}, TTA x5:                "
+             f"{report['fcn_tta5_prediction_auto_x_realtime']:8.1f} x real time",
              f"prediction, excerpt-wise:                 {report['excerptwise_prediction_x_realtime']:8.2f} x real time",
              f"fully convolutional vs excerpt-wise:      {report['fcn_vs_excerptwise_speedup']:8.1f} x faster "
              f"(max |diff| {report['fcn_vs_excerptwise_max_abs_diff']:.1e})"]

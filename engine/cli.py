@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--updates", type=int, default=40_000, metavar="N", help="weight updates (default 40000)")
     train.add_argument("--seed", type=int, default=0, help="seed for initialisation, sampling, dropout")
     train.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
+    _add_precision(train)
     train.add_argument("--batch-size", type=int, default=32, metavar="N")
     train.add_argument("--learning-rate", type=float, default=0.01, metavar="LR")
     train.add_argument("--validate-every", type=int, default=2000, metavar="N",
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--tta", action="store_true", help="test-time augmentation (5 pitch shifts)")
     predict.add_argument("--threshold", type=float, help="override the model's threshold")
     predict.add_argument("--device", default="auto")
+    _add_precision(predict)
     predict.set_defaults(run=run_predict)
 
     evaluate = sub.add_parser("evaluate", help="score a model on labelled audio",
@@ -83,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="ignore frames within S seconds of a true boundary")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     evaluate.add_argument("--device", default="auto")
+    _add_precision(evaluate)
     evaluate.set_defaults(run=run_evaluate)
 
     augment = sub.add_parser("augment", help="write an excerpt before and after augmentation (PNG or .npy)",
@@ -130,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--threads", type=int, metavar="N",
                             help="torch threads per run (default: the cores / workers; 1 on Ray)")
     experiment.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda")
+    _add_precision(experiment, default=None, extra=" (default: the plan's [train] precision, else auto)")
     experiment.add_argument("--report-only", action="store_true",
                             help="write the tables and figure from the runs finished so far, train nothing")
     experiment.add_argument("--dry-run", action="store_true", help="list the runs and their state, train nothing")
@@ -145,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-training", dest="training", action="store_false",
                        help="skip timing training updates with and without augmentation")
     bench.add_argument("--device", default="auto", help="device for the training timings")
+    _add_precision(bench, default=None, extra=" (default: time fp32 and auto side by side)")
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(run=run_bench)
     return parser
@@ -234,8 +239,9 @@ def run_bench(args) -> int:
     from engine.bench_train import format_training_report, run_training_benchmark
 
     report = run_speed_benchmark(seconds=args.seconds, excerpt_seconds=args.excerpt_seconds,
-                                 memory_hours=args.memory_hours)
-    training = run_training_benchmark(device=args.device) if args.training else None
+                                 memory_hours=args.memory_hours, precision=args.precision, device=args.device)
+    training = (run_training_benchmark(device=args.device, precision=args.precision)
+                if args.training else None)
     if args.json:
         print(json.dumps({**report, "training": training}, indent=2))
     else:

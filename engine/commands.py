@@ -49,7 +49,7 @@ def train_command(args) -> int:
     augment = AugmentConfig.parse(args.augment)
     config = TrainConfig(updates=args.updates, seed=args.seed, batch_size=args.batch_size,
                          learning_rate=args.learning_rate, validate_every=args.validate_every,
-                         checkpoint_every=args.checkpoint_every)
+                         checkpoint_every=args.checkpoint_every, precision=args.precision)
     device = pick_device(args.device)
     features = FeatureConfig()
     if args.resume is not None:
@@ -65,6 +65,8 @@ def train_command(args) -> int:
         args.train, valid_path=args.valid, valid_fraction=args.valid_fraction, seed=args.seed)
     print(f"data: {description}", file=sys.stderr)
     print(f"device: {describe_device(device)}", file=sys.stderr)
+    if args.resume is None:  # a resumed run keeps the precision recorded in its checkpoint
+        _show_precision(args.precision, device, "train")
     print(f"augmentation: {augment.describe()}", file=sys.stderr)
     cache = SpectrogramCache()
     train_data = _load_with_bar(train_tracks, features, cache, "training files")
@@ -109,6 +111,18 @@ def _show_training_progress(bar, progress) -> None:
         tqdm.write(_format_validation(progress.validation), file=sys.stderr)
 
 
+def _show_precision(requested: str, device, workload: str) -> str:
+    """Resolve ``requested`` (auto may calibrate once per machine) and say what it became."""
+    from engine.precision import choose_precision
+
+    choice = choose_precision(requested, device, workload=workload)
+    if not choice.native:
+        print(f"warning: {choice.note}", file=sys.stderr)
+    else:
+        print(f"precision: {choice.note}", file=sys.stderr)
+    return choice.precision
+
+
 def predict_command(args, model_path: Path) -> int:
     model = load_model(model_path, device=pick_device(args.device))  # a bad model file leaves no output folder
     threshold = model.threshold if args.threshold is None else args.threshold
@@ -123,11 +137,12 @@ def predict_command(args, model_path: Path) -> int:
         prepare_outputs(files, fmt=args.format, out_dir=args.out, overwrite=args.overwrite)
     except OverwriteRefused as exc:
         raise EngineError(f"{exc}; pass --overwrite to replace them, or choose another --out") from None
+    _show_precision(args.precision, model.device, "predict")
     info = export_info(model, threshold=threshold, tta=args.tta)
     failures = 0
     with tqdm(total=len(files), desc="predicting", unit="file", file=sys.stderr, leave=False) as bar:
         for outcome in predict_files(model, files, fmt=args.format, out_dir=args.out, info=info,
-                                     overwrite=args.overwrite):
+                                     overwrite=args.overwrite, config=PredictConfig(precision=args.precision)):
             if isinstance(outcome, BatchDone):
                 break
             bar.update(1)
@@ -147,11 +162,12 @@ def evaluate_command(args, model_path: Path) -> int:
     eval_config = EvalConfig(median_frames=model.eval_config.median_frames,
                              thresholds=model.eval_config.thresholds, collar_s=args.collar)
     factors = PredictConfig().tta_pitch_factors if args.tta else (1.0,)
+    precision = _show_precision(args.precision, model.device, "predict")
     cache = SpectrogramCache()
 
     def probabilities_of(tracks, what):
         data = _load_with_bar(tracks, model.features, cache, what)
-        probs = [predict_linear(model, d.linear, pitch_factors=factors)
+        probs = [predict_linear(model, d.linear, pitch_factors=factors, precision=precision)
                  for d in tqdm(data, desc=f"predicting {what}", unit="file", leave=False, file=sys.stderr)]
         return data, probs
 
@@ -167,7 +183,7 @@ def evaluate_command(args, model_path: Path) -> int:
     result = evaluate(probs, [d.targets for d in data], [d.track.name for d in data], threshold=threshold,
                       config=eval_config, frames_per_second=model.features.frames_per_second)
     if args.json:
-        payload = {"model": str(model_path), "data": description, "tta": args.tta,
+        payload = {"model": str(model_path), "data": description, "tta": args.tta, "precision": precision,
                    "threshold_source": threshold_source, **result.to_dict()}
         print(json.dumps(payload, indent=2, default=lambda v: None if isinstance(v, float) and math.isnan(v) else v))
     else:

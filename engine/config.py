@@ -17,6 +17,10 @@ from engine.errors import ConfigError
 C = TypeVar("C")
 
 
+# Numeric precision of the network (engine/precision.py resolves "auto" per device).
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
@@ -111,8 +115,10 @@ class TrainConfig:
     validate_every: int = 2000
     checkpoint_every: int = 500
     seed: int = 0
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
+        _require(self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         _require(self.updates > 0, f"updates must be positive, got {self.updates}")
         _require(self.batch_size > 0, f"batch_size must be positive, got {self.batch_size}")
         _require(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
@@ -156,8 +162,10 @@ class PredictConfig:
 
     chunk_frames: int = 2048
     tta_pitch_factors: tuple[float, ...] = (0.8, 0.9, 1.0, 1.1, 1.2)
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
+        _require(self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         object.__setattr__(self, "tta_pitch_factors", tuple(float(f) for f in self.tta_pitch_factors))
         _require(self.chunk_frames >= 1, f"chunk_frames must be >= 1, got {self.chunk_frames}")
         _require(len(self.tta_pitch_factors) > 0 and all(f > 0 for f in self.tta_pitch_factors),

@@ -22,6 +22,7 @@ from engine.config import PredictConfig
 from engine.errors import AudioLoadError, EngineError
 from engine.features import frame_count, linear_to_mel, log_compress, stft_magnitudes
 from engine.model import excerpt_logits, fcn_logits
+from engine.precision import autocast, choose_precision
 from engine.warp import scale_frequency
 
 LinearSource = Callable[[int, int], torch.Tensor]  # (first, stop) frame -> [stop-first, n_bins]
@@ -35,6 +36,7 @@ class Prediction:
     frames_per_second: float
     duration_s: float
     pitch_factors: tuple[float, ...] = (1.0,)
+    precision: str = "fp32"  # what the network ran in (never "auto")
 
     @property
     def tta(self) -> bool:
@@ -55,8 +57,13 @@ def standardized_log_mel(model: VoiceModel, linear: torch.Tensor,
 def iter_predictions(model: VoiceModel, n_frames: int, read_linear: LinearSource, *,
                      pitch_factors: Sequence[float] = (1.0,),
                      chunk_frames: int = PredictConfig().chunk_frames,
-                     excerptwise: bool = False) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Yield ``(first, stop, probabilities[first:stop])`` chunk by chunk (a caller may stop early)."""
+                     excerptwise: bool = False, precision: str = "fp32") -> Iterator[tuple[int, int, np.ndarray]]:
+    """Yield ``(first, stop, probabilities[first:stop])`` chunk by chunk (a caller may stop early).
+
+    ``precision`` is a resolved one (fp32, bf16, fp16; see engine.precision.choose_precision): it
+    covers the network only, features stay fp32. fp32 is the default, so exactness checks
+    (fully convolutional = excerpt-wise) always compare fp32 numbers.
+    """
     network = model.network
     network.eval()
     if not network.conv2.weight.is_contiguous(memory_format=torch.channels_last):
@@ -72,8 +79,9 @@ def iter_predictions(model: VoiceModel, n_frames: int, read_linear: LinearSource
             left = silence.expand(feats.shape[0], context - (first - lo), -1)
             right = silence.expand(feats.shape[0], context - (hi - stop), -1)
             padded = torch.cat([left, feats, right], dim=1).unsqueeze(1)
-            logits = excerpt_logits(network, padded) if excerptwise else fcn_logits(network, padded)
-            chunk = torch.sigmoid(logits).mean(0).float().cpu().numpy()
+            with autocast(precision, device):
+                logits = excerpt_logits(network, padded) if excerptwise else fcn_logits(network, padded)
+            chunk = torch.sigmoid(logits.float()).mean(0).cpu().numpy()
         yield first, stop, chunk
 
 
@@ -121,12 +129,13 @@ def predict_file(model: VoiceModel, path: str | os.PathLike, *, tta: bool = Fals
     path = Path(path)
     samples = load_audio(path, sample_rate=model.features.sample_rate)
     factors = config.tta_pitch_factors if tta else (1.0,)
+    precision = choose_precision(config.precision, model.device).precision
     try:
         probabilities = predict_samples(model, samples, pitch_factors=factors,
-                                        chunk_frames=config.chunk_frames)
+                                        chunk_frames=config.chunk_frames, precision=precision)
     except ValueError as exc:
         raise AudioLoadError(path, f"too short to analyse: {exc}") from None
     if not np.isfinite(probabilities).all():
         raise EngineError(f"{path}: the model produced NaN probabilities (is the model damaged?)")
     return Prediction(probabilities, model.features.frames_per_second,
-                      len(samples) / model.features.sample_rate, tuple(factors))
+                      len(samples) / model.features.sample_rate, tuple(factors), precision)

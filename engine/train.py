@@ -34,6 +34,7 @@ from engine.devices import pick_device
 from engine.errors import ConfigError, DatasetError, ModelFileError, TrainingDiverged
 from engine.evaluate import find_best_threshold
 from engine.normalize import compute_normalization
+from engine.precision import autocast, choose_precision
 from engine.predict import predict_linear
 from engine.sampler import ExcerptSampler
 
@@ -70,6 +71,9 @@ class TrainProgress:
     @property
     def remaining_s(self) -> float:
         return self.elapsed_s / self.update * (self.total_updates - self.update) if self.update else math.nan
+
+
+LOSS_READ_EVERY_UPDATES = 25  # on a GPU; progress still arrives for every update, 25 at a time
 
 
 def checkpoint_path_for(out_path: str | os.PathLike, run_id: str | None = None) -> Path:
@@ -162,8 +166,15 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
     if start_update >= config.updates:
         raise ConfigError(f"the checkpoint already has {start_update} updates; ask for more than that")
     network = model.network
-    network.to(memory_format=torch.channels_last)  # oneDNN's fastest CPU convolution layout
+    # Channels-last: oneDNN's fastest CPU convolution layout (1.14x per update measured on a
+    # 2-core AVX2 EPYC), and the tensor-core layout on CUDA.
+    network.to(memory_format=torch.channels_last)
     network.train()
+    # A resumed run keeps the precision it started with (its config comes from the checkpoint).
+    precision = choose_precision(config.precision, torch_device, workload="train")
+    scaler = torch.amp.GradScaler(torch_device.type) if precision.precision == "fp16" else None
+    # Reading the loss back is a host sync: on a GPU, read the losses of several updates at once.
+    sync_every = 1 if torch_device.type == "cpu" else LOSS_READ_EVERY_UPDATES
 
     # 2. Data on the device (linear spectrograms when augmenting); excerpt order from a seeded sampler.
     if augment.enabled:
@@ -213,7 +224,8 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
             "train_files": [t.track.name for t in train_data], "valid_files": [t.track.name for t in valid_data],
             "validation": validation.to_dict() if validation and source == "validation" else None,
             "threshold_source": source, "threshold_figures": validation.to_dict() if validation else None,
-            "device": str(torch_device), "elapsed_s": round(elapsed, 1), "software": software_versions(),
+            "device": str(torch_device), "precision": precision.precision,
+            "elapsed_s": round(elapsed, 1), "software": software_versions(),
         }
 
     def save_checkpoint(update: int, elapsed: float, validation: ValidationFigures | None) -> None:
@@ -228,28 +240,47 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
     # 3. The loop: one SGD step per batch, validation and checkpoints on their schedules.
     started = time.perf_counter()
     update, saved_update, last_validation, completed = start_update, start_update, None, False
+    pending: list[tuple[int, torch.Tensor, float, float]] = []  # (update, loss, lr, elapsed) not yet read
     try:
         while update < config.updates:
             learning_rate = config.learning_rate_at(update)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate
             excerpts, targets = data.batch(sampler.next_batch(config.batch_size))
-            loss = F.binary_cross_entropy_with_logits(network(excerpts), targets)
-            loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
-                raise TrainingDiverged(f"the training loss became {loss_value} at update {update + 1}; "
-                                       "try a lower learning rate (the last checkpoint is kept)")
+            with autocast(precision, torch_device):  # the network only; the loss stays fp32
+                logits = network(excerpts)
+            loss = F.binary_cross_entropy_with_logits(logits.float(), targets)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            if scaler is None:
+                loss.backward()
+                optimizer.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
             update += 1
-            elapsed = elapsed_before + time.perf_counter() - started
+            pending.append((update, loss.detach(), learning_rate, elapsed_before + time.perf_counter() - started))
+            validate_now = bool(valid_data and config.validate_every and update % config.validate_every == 0)
+            checkpoint_now = bool(config.checkpoint_every and update % config.checkpoint_every == 0
+                                  and update < config.updates)
+            if len(pending) < sync_every and not (validate_now or checkpoint_now or update == config.updates):
+                continue
+            losses = torch.stack([p[1] for p in pending]).float().tolist()  # the one host sync
+            for (at, *_), value in zip(pending, losses):
+                if not math.isfinite(value):
+                    raise TrainingDiverged(f"the training loss became {value} at update {at}; "
+                                           "try a lower learning rate (the last checkpoint is kept)")
+            elapsed = pending[-1][3]
             validation = checkpoint = None
-            if valid_data and config.validate_every and update % config.validate_every == 0:
+            if validate_now:
                 validation = last_validation = validate(model, valid_data, update, eval_config)
-            if config.checkpoint_every and update % config.checkpoint_every == 0 and update < config.updates:
+            if checkpoint_now:
                 save_checkpoint(update, elapsed, last_validation)
                 saved_update, checkpoint = update, str(ckpt_path)
+            records, pending, loss_value = pending, [], losses[-1]
+            for (at, _, rate, at_s), value in zip(records[:-1], losses):
+                yield TrainProgress(at, config.updates, value, rate, at_s, note=note)
+                note = ""
             yield TrainProgress(update, config.updates, loss_value, learning_rate, elapsed, validation, checkpoint,
                                 note=note)
             note = ""

@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     from svgui.main_window import MainWindow
 
     settings = prefs.make_settings()
-    window = MainWindow(settings, model_path=args.model)
+    model_path, model_problem = _usable_model(args.model)
+    window = MainWindow(settings, model_path=model_path)
     files = [p for p in args.paths if p.is_file()]
     folders = [p for p in args.paths if p.is_dir()]
     if not args.paths and (args.screenshot or not prefs.recent_files(settings)):
@@ -74,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.screenshot:
         return _screenshot(app, window, files[:1], args.screenshot, args.size)
     window.show()
+    if model_problem is not None:
+        from svgui.dialogs.messages import show_error
+        window.statusBar().showMessage(f"--model not loaded: {model_problem}; using the bundled model", 15_000)
+        show_error(window, "Cannot load model", f"{model_problem}\n\nThe bundled model is used instead.")
     if missing:
         from svgui.dialogs.messages import show_error
         listed = "\n".join(f"{p}: {_missing_reason(p)}" for p in missing)
@@ -81,6 +86,22 @@ def main(argv: list[str] | None = None) -> int:
     if files:
         window.open_file(files[0])
     return app.exec()
+
+
+def _usable_model(path: Path | None):
+    """``--model PATH`` if it loads; else the bundled model and the reason (also printed on stderr)."""
+    if path is None:
+        return None, None
+    from engine.checkpoint import load_model
+    from engine.errors import EngineError
+    from engine.resources import bundled_model_path
+
+    try:
+        load_model(path)  # checked here so a bad file can be named; the window loads it again (milliseconds)
+    except EngineError as exc:
+        print(f"warning: --model not loaded: {exc}; using the bundled model", file=sys.stderr)
+        return bundled_model_path(), exc
+    return path, None
 
 
 def _missing_reason(path: Path) -> str:

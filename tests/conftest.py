@@ -12,3 +12,5 @@ import pytest
 def _private_cache_dir(tmp_path_factory):
     """Keep the on-disk spectrogram cache of a test run away from the user's."""
     os.environ["SVGUI_CACHE_DIR"] = str(tmp_path_factory.mktemp("spectrogram-cache"))
+    # and the precision calibration of engine/precision.py (auto) likewise
+    os.environ["SVGUI_PRECISION_CACHE"] = str(tmp_path_factory.mktemp("precision-cache") / "precision.json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,8 @@ def describe_outcome(record: dict) -> str:
 
 def experiment_command(args) -> int:
     plan = load_plan(args.plan)
+    if getattr(args, "precision", None):  # --precision overrides the plan's [train] precision
+        plan = dataclasses.replace(plan, train=dataclasses.replace(plan.train, precision=args.precision))
     out = args.out or Path("studies") / args.plan.stem
     runs = plan.runs()
     print(f"study {plan.name!r}: {len(plan.variants)} variants x {plan.repetitions} repetitions"

@@ -139,8 +139,11 @@ class Plan:
 
     def fingerprint(self, run: RunSpec) -> str:
         """What a run's result depends on: a finished run with another fingerprint is stale."""
+        train = config_to_dict(self.train)
+        if train["precision"] == "auto":  # as before the field existed: finished studies stay finished
+            del train["precision"]
         payload = {"data": {k: str(v) if isinstance(v, Path) else v for k, v in vars(self.data).items()},
-                   "train": config_to_dict(self.train), "model": config_to_dict(self.model),
+                   "train": train, "model": config_to_dict(self.model),
                    "augment": config_to_dict(run.variant.augment_config), "seed": run.seed, "fold": run.fold,
                    "test_modes": self.test_modes(run.variant)}
         text = json.dumps(payload, sort_keys=True, default=str)

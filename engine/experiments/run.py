@@ -98,7 +98,8 @@ def execute_run(plan: Plan, run: RunSpec, *, fingerprint: str, device: str | Non
         "evaluations": evaluations, "data": splits.description,
         "files": {"train": [t.name for t in splits.train], "valid": [t.name for t in splits.valid],
                   "test": [t.name for t in splits.test]},
-        "device": device_text, "threads": n_threads, "host": socket.gethostname(),
+        "device": device_text, "precision": model.metadata.get("precision", "fp32"), "threads": n_threads,
+        "host": socket.gethostname(),
         "train_s": round(train_s, 2), "elapsed_s": round(time.perf_counter() - started, 2),
         "software": software_versions(),
     }

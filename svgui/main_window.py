@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QSp
 
 from engine.audio import AUDIO_EXTENSIONS
 from engine.checkpoint import VoiceModel, load_model
-from engine.errors import EngineError, OverwriteRefused
+from engine.errors import EngineError, OutputWriteError, OverwriteRefused
 from engine.resources import bundled_model_path
 from svgui import settings as prefs
 from svgui.actions import ActionBuilder
@@ -286,6 +286,9 @@ class MainWindow(QMainWindow):
             path = self.document.save()
         except OverwriteRefused as exc:
             show_error(self, "Not saved over", exc)
+            return self.save_as()
+        except OutputWriteError as exc:  # a read-only folder, a full disk: the edits need another place
+            show_error(self, "Cannot save annotations", f"{exc}\nChoose another file to save them to.")
             return self.save_as()
         except EngineError as exc:
             show_error(self, "Cannot save annotations", exc)

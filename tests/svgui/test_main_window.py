@@ -195,6 +195,18 @@ def test_dropping_files_opens_audio_and_imports_labels(qtbot, window, demo, env)
 
 # ---- label files are never lost (issue 13 items 5, 9, 12) ------------------------------------------
 
+def _make_read_only(monkeypatch, folder):
+    """Writes into ``folder`` fail as in a read-only folder (chmod does not stop root, who runs CI)."""
+    real_create = fileio._create_temp_beside
+
+    def create(path):
+        if path.parent == folder:
+            raise OutputWriteError(path, "Permission denied")
+        return real_create(path)
+
+    monkeypatch.setattr(fileio, "_create_temp_beside", create)
+
+
 def _song_with_labels(env, name, label_bytes):
     song = write_song(env / "songs" / f"{name}.flac", 4.0, [(1.0, 2.0)], label_suffix=None)
     song.with_suffix(".lab").write_bytes(label_bytes)
@@ -228,14 +240,7 @@ def test_save_offers_save_as_for_a_label_file_that_failed_to_load(qtbot, window,
 
 def test_autosave_of_a_read_only_label_folder_goes_to_the_user_data_folder(qtbot, window, demo, env, model_path,
                                                                            monkeypatch):
-    real_create = fileio._create_temp_beside
-
-    def read_only_folder(path):  # a read-only folder refuses the temporary file (root ignores chmod)
-        if path.parent == demo.parent:
-            raise OutputWriteError(path, "Permission denied")
-        return real_create(path)
-
-    monkeypatch.setattr(fileio, "_create_temp_beside", read_only_folder)
+    _make_read_only(monkeypatch, demo.parent)
     open_and_wait(qtbot, window, demo)
     window.spectrogram.draw_region(1.0, 2.0)
     edited = list(window.document.annotations)
@@ -315,3 +320,17 @@ def test_a_truncated_file_opens_up_to_the_damage_with_a_message(qtbot, window, e
     assert 1.0 < window.document.duration_s < 4.0
     shown = [m for m in messages.recorded if m.title == "Audio decoded in part"]
     assert len(shown) == 1 and "unreadable after" in shown[0].text and "cut.flac" in shown[0].text
+
+
+def test_save_into_a_read_only_folder_offers_save_as(qtbot, window, demo, env, monkeypatch):
+    open_and_wait(qtbot, window, demo)
+    original = demo.with_suffix(".lab").read_bytes()
+    _make_read_only(monkeypatch, demo.parent)
+    window.spectrogram.draw_region(1.0, 2.0)
+    chosen = env / "elsewhere.lab"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *args, **kwargs: (str(chosen), "")))
+    assert window.save()
+    assert demo.with_suffix(".lab").read_bytes() == original
+    assert read_voiced_intervals(chosen) == window.document.annotations
+    assert any("Permission denied" in m.text for m in messages.recorded)
+

@@ -71,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--threshold", type=float, help="override the model's threshold")
     predict.add_argument("--device", default="auto")
     _add_precision(predict)
+    predict.add_argument("--ray-address", metavar="ADDRESS",
+                         help="predict on Ray: 'local' (a new instance here), 'auto' or HOST:PORT of a cluster whose "
+                              "nodes share the audio and --out folders; skips files already predicted with the same "
+                              "model and settings (needs pip install \".[cluster]\")")
+    predict.add_argument("--workers", type=int, metavar="N",
+                         help="with --ray-address: models running at once (default: one per GPU, else one per "
+                              "--threads CPUs of the cluster)")
+    predict.add_argument("--threads", type=int, metavar="N",
+                         help="with --ray-address: torch threads per worker (default 1)")
     predict.set_defaults(run=run_predict)
 
     evaluate = sub.add_parser("evaluate", help="score a model on labelled audio",

@@ -124,6 +124,11 @@ def _show_precision(requested: str, device, workload: str) -> str:
 
 
 def predict_command(args, model_path: Path) -> int:
+    if args.ray_address:  # the same outputs, from the workers of a Ray cluster; resumable
+        from engine.cluster_predict import cluster_predict_command
+        return cluster_predict_command(args, model_path)
+    if args.workers is not None or args.threads is not None:
+        raise EngineError("--workers and --threads are for --ray-address (use --ray-address local on this machine)")
     model = load_model(model_path, device=pick_device(args.device))  # a bad model file leaves no output folder
     threshold = model.threshold if args.threshold is None else args.threshold
     if not 0.0 <= threshold <= 1.0:

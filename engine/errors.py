@@ -50,6 +50,10 @@ class OutputWriteError(EngineError):
         super().__init__(f"cannot write {self.path}: {reason}")
 
 
+class ClusterError(EngineError):
+    """A Ray cluster cannot be reached, or its workers cannot start."""
+
+
 class OverwriteRefused(EngineError):
     """Files that are not ours (not recorded as our output) are in the way; nothing was replaced."""
 

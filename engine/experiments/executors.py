@@ -18,6 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from engine.errors import ConfigError
 from engine.experiments.plan import Plan, RunSpec
 from engine.experiments.run import failure_record, run_safely
+from engine.ray_cluster import probe_address
 from engine.train import TrainProgress
 
 Outcome = tuple[RunSpec, dict, "bytes | None"]
@@ -91,8 +92,10 @@ def run_on_ray(plan: Plan, runs: Sequence[RunSpec], fingerprint: Callable[[RunSp
     """Ray tasks; ``address`` is "local" (a new instance on this machine), "auto" or HOST:PORT.
 
     The data folders and this package must exist at the same paths on every node; records and
-    models come back to this process, which stores them.
+    models come back to this process, which stores them. An address nobody answers at fails in
+    seconds (``engine.ray_cluster.probe_address``), not after Ray's minute of retries.
     """
+    probe_address(address)
     try:
         import ray
     except ImportError:

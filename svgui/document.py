@@ -20,7 +20,8 @@ from engine.config import EvalConfig, FeatureConfig
 from engine.errors import LabelFormatError, OverwriteRefused
 from engine.evaluate import Counts, count_errors, smooth_probabilities
 from engine.label_file import LabelFile, read_label_file, write_label_text
-from engine.labels import Interval, intervals_to_targets, label_format_of, read_label_text, targets_to_intervals
+from engine.labels import (Interval, intervals_to_targets, is_voiced, label_format_of, read_label_text,
+                           targets_to_intervals)
 from svgui import autosave as autosaves
 
 AUTOSAVE_SUFFIX = autosaves.AUTOSAVE_SUFFIX
@@ -189,6 +190,16 @@ class Document(QObject):
             if a <= time_s < b:
                 return i
         return None
+
+    def label_text_at(self, time_s: float) -> str:
+        """The texts of the label file's voice lines at ``time_s`` inside a region ('verse 1'), else ''.
+
+        From the file as loaded or last saved, so a region drawn since has no text yet."""
+        if self.label_file is None or self.region_at(time_s) is None:
+            return ""
+        texts = [s.label.strip() for s in self.label_file.segments
+                 if s.start_s <= time_s < s.end_s and is_voiced(s.label, self.label_file.label_format)]
+        return ", ".join(dict.fromkeys(t for t in texts if t))
 
     def snap(self, time_s: float, *, exclude: int | None = None, tolerance_s: float = SNAP_TOLERANCE_S) -> float:
         """Snap to a neighbouring region edge within ``tolerance_s``, else to the 1/70 s frame grid."""

@@ -509,6 +509,8 @@ class MainWindow(QMainWindow):
             self.status_position.setText("")
             return
         label = "voice" if self.document.region_at(time_s) is not None else "no voice"
+        text = self.document.label_text_at(time_s)
+        label += f" ({text})" if text and text.lower() != "sing" else ""
         text = f"{time_s:8.3f} s   {freq_hz:7.0f} Hz   ground truth: {label}"
         if self.document.smoothed is not None:
             frame = min(int(time_s * self.document.frames_per_second), len(self.document.smoothed) - 1)

@@ -218,3 +218,13 @@ def test_autosave_falls_back_to_the_user_data_folder_and_recovery_finds_it(doc, 
     assert fresh.annotations == [(0.0, 2.0), (4.0, 5.0)]
     fresh.discard_autosave()
     assert not where.exists()
+
+
+def test_label_text_under_a_time(doc, tmp_path):
+    path = tmp_path / "song.txt"
+    path.write_text(AUDACITY)
+    doc.load_annotations(path)
+    assert doc.label_text_at(1.5) == "verse 1" and doc.label_text_at(4.5) == "chorus"
+    assert doc.label_text_at(6.5) == "" and doc.label_text_at(3.0) == ""  # 'nosing' is not a region
+    doc.add_region(9.2, 9.8)
+    assert doc.label_text_at(9.5) == ""  # drawn, not yet saved: no text

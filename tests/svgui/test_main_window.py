@@ -334,3 +334,15 @@ def test_save_into_a_read_only_folder_offers_save_as(qtbot, window, demo, env, m
     assert read_voiced_intervals(chosen) == window.document.annotations
     assert any("Permission denied" in m.text for m in messages.recorded)
 
+
+
+def test_audacity_label_texts_show_in_the_status_bar_and_survive_a_save(qtbot, window, env):
+    song = write_song(env / "songs" / "texts.flac", 4.0, [(1.0, 2.0)], label_suffix=None)
+    labels = song.with_suffix(".txt")
+    labels.write_text("0.500000\t1.500000\tverse 1\n\\\t100.000000\t3000.000000\n2.0\t3.0\tchorus\n")
+    open_and_wait(qtbot, window, song)
+    window._show_position(1.0, 440.0)
+    assert "ground truth: voice (verse 1)" in window.status_position.text()
+    window.document.move_region(1, 2.0, 3.5)
+    window.acts["save"].trigger()
+    assert labels.read_text() == "0.500000\t1.500000\tverse 1\n\\\t100.000000\t3000.000000\n2.000000\t3.500000\tchorus\n"

@@ -19,7 +19,7 @@ import torch
 from engine.batch_predict import BatchDone, FileOutcome, ScoredSet, ScoreProgress, export_info, find_audio_files
 from engine.batch_predict import evaluation_tracks, predict_files, score_tracks
 from engine.cache import SpectrogramCache
-from engine.checkpoint import load_model, read_header
+from engine.checkpoint import check_model_output, load_model, read_header
 from engine.config import AugmentConfig, FeatureConfig, ModelConfig, TrainConfig, config_from_dict
 from engine.datasets import Track, TrackData, format_names, is_jamendo_layout, load_jamendo, load_track
 from engine.datasets import scan_folder, split_tracks
@@ -49,6 +49,7 @@ class TrainingRequest:
     model_config: ModelConfig = field(default_factory=ModelConfig)
     device: str = "cpu"
     resume: bool = False
+    overwrite: bool = False                # replace an existing model at out_path (the dialog asked)
 
     @property
     def checkpoint_path(self) -> Path:
@@ -159,6 +160,7 @@ def _unique(tracks: Sequence[Track]) -> list[Track]:
 def run_training(request: TrainingRequest, *,
                  cache: SpectrogramCache | None = None) -> Iterator[LogLine | Loading | TrainingSteps]:
     """Gather and read the data, then ``engine.train.train``: the training dialog's worker."""
+    check_model_output(request.out_path, overwrite=request.overwrite)  # before any data is read
     data = gather_training_data(request)
     yield LogLine(f"data: {data.description}")
     for note in data.notes:
@@ -192,7 +194,7 @@ def run_training(request: TrainingRequest, *,
     steps = train(train_data=train_data, valid_data=valid_data, out_path=request.out_path,
                   config=request.config, model_config=request.model_config, features=features,
                   device=request.device, resume_from=resume_from, data_description=data.description,
-                  name=request.out_path.stem, augment=augment)
+                  name=request.out_path.stem, augment=augment, overwrite=request.overwrite)
     # One record per update would wake the GUI thread (and take the GIL) hundreds of times a second on
     # a fast device: send them in batches, at most every BATCH_S, validations and the end at once.
     batch: list[TrainProgress] = []

@@ -10,6 +10,7 @@ saves a checkpoint.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (QDialog, QHBoxLayout, QLabel, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton,
                                QScrollArea, QVBoxLayout, QWidget)
 
-from engine.checkpoint import read_header
+from engine.checkpoint import check_model_output, read_header
 from engine.config import AugmentConfig, ModelConfig
 from engine.errors import EngineError
 from engine.evaluate import format_percent
@@ -191,11 +192,15 @@ class TrainingDialog(QDialog):
             return False
         try:
             request = self.form.request()
+            # A file that is not a model is never replaced, and the folder must take files: said at
+            # once, not after reading the data (and the question below is only asked about a model).
+            check_model_output(request.out_path, overwrite=True)
         except EngineError as exc:
             show_error(self, "Cannot start training", exc)
             return False
         if request.out_path.exists() and not request.resume and not self._confirm_overwrite(request.out_path):
             return False
+        request = dataclasses.replace(request, overwrite=True)  # asked above (a resumed run finishes its model)
         self._request = request
         resumed_at = self._checkpoint_update(request) if request.resume else None
         if resumed_at is None:
@@ -283,6 +288,8 @@ class TrainingDialog(QDialog):
                 self._set_state("training")
         self.last_progress = item
         self.plots.append(item)
+        if item.note:
+            self._log(f"note: {item.note}")  # e.g. another run's checkpoint is kept beside the model
         if item.validation is not None:
             self._plots_drawn_at = -math.inf  # a new validation point: draw it at the next tick
         if item.validation is not None and not item.finished:

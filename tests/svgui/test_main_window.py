@@ -345,4 +345,5 @@ def test_audacity_label_texts_show_in_the_status_bar_and_survive_a_save(qtbot, w
     assert "ground truth: voice (verse 1)" in window.status_position.text()
     window.document.move_region(1, 2.0, 3.5)
     window.acts["save"].trigger()
-    assert labels.read_text() == "0.500000\t1.500000\tverse 1\n\\\t100.000000\t3000.000000\n2.000000\t3.500000\tchorus\n"
+    assert labels.read_text() == ("0.500000\t1.500000\tverse 1\n\\\t100.000000\t3000.000000\n"
+                                  "2.000000\t3.500000\tchorus\n")

@@ -45,5 +45,6 @@ def cache_command(args) -> int:
         return 0
     entries = len(cache_files.scan(cache.root).entry_files)
     freed = cache.clear()
-    print(f"removed {entries} entries ({cache_files.format_bytes(freed)}) from {cache.root}")
+    print(f"removed {entries} {'entry' if entries == 1 else 'entries'} ({cache_files.format_bytes(freed)}) "
+          f"from {cache.root}")
     return 0

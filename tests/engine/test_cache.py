@@ -453,7 +453,7 @@ def test_cache_info_and_clear_commands(tmp_path, song, monkeypatch, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["entries"] == 1 and info["total_bytes"] == held and info["limit_bytes"] == 2_000_000_000
     assert main(["cache", "clear"]) == 0
-    assert f"removed 1 entries ({cache_files.format_bytes(held)})" in capsys.readouterr().out
+    assert f"removed 1 entry ({cache_files.format_bytes(held)})" in capsys.readouterr().out
     assert all_files(root) == []
 
 

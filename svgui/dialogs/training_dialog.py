@@ -26,7 +26,7 @@ from engine.checkpoint import check_model_output, read_header
 from engine.config import AugmentConfig, ModelConfig
 from engine.errors import EngineError
 from engine.evaluate import format_percent
-from engine.train import TrainProgress
+from engine.train import TrainProgress, find_checkpoints
 from svgui.dialogs import messages
 from svgui.dialogs.messages import show_error
 from svgui.model_jobs import Loading, LogLine, TrainingRequest, TrainingSteps, readable_training_error, run_training
@@ -326,8 +326,12 @@ class TrainingDialog(QDialog):
         if last is not None and last.finished:  # cancel clicked after the model was written
             self._show_result(last)
             return
-        checkpoint = self._request.checkpoint_path
-        if checkpoint.is_file():
+        usual = self._request.checkpoint_path
+        checkpoint = next(iter(find_checkpoints(self._request.out_path)), usual)  # this run's: the newest
+        if checkpoint != usual:  # another run's checkpoint has the usual name and was kept
+            where = (f"The checkpoint is kept at {checkpoint}. To continue it: svgui-engine train "
+                     f"--resume {checkpoint} (with the same data and output file).")
+        elif checkpoint.is_file():
             where = (f"The checkpoint is kept at {checkpoint}. To continue, keep this output file, tick "
                      f"“Continue from the checkpoint” and press Start Training.")
         else:

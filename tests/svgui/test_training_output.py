@@ -79,3 +79,21 @@ def test_another_runs_checkpoint_is_kept_and_the_log_says_so(qtbot, dialog, env)
     assert "belongs to another training run and is kept" in dialog.log.toPlainText()
     assert usual.read_bytes() == before and load_training_state(usual)[1]["run_id"] == "0123456789abcdef"
     assert sorted(p.name for p in env.glob("m.checkpoint*")) == ["m.checkpoint.safetensors"]
+
+
+def test_cancelling_beside_another_runs_checkpoint_names_this_runs_own(qtbot, dialog, env):
+    out = env / "m.safetensors"
+    usual = checkpoint_path_for(out)
+    save_model(usual, VoiceModel.create(model_config=SMALL),
+               training_info={"update": 3, "elapsed_s": 1.0, "run_id": "0123456789abcdef",
+                              "config": {"updates": 10}, "augment": {}})
+    dialog.form.set_output(out)
+    dialog.form.resume_check.setChecked(False)
+    dialog.form.updates_spin.setValue(1_000_000)
+    with qtbot.waitSignal(dialog.runningChanged, timeout=TIMEOUT_MS, check_params_cb=lambda running: not running):
+        assert dialog.start()
+        qtbot.waitUntil(lambda: dialog.progress_count >= 2, timeout=TIMEOUT_MS)
+        dialog.cancel()
+    own = [p for p in env.glob("m.checkpoint-*.safetensors")]
+    assert len(own) == 1 and str(own[0]) in dialog.status.text() and "--resume" in dialog.status.text()
+    assert load_training_state(usual)[1]["run_id"] == "0123456789abcdef"

@@ -14,7 +14,8 @@ from svgui.document import Document, normalize_intervals
 
 
 @pytest.fixture
-def doc(qtbot, tmp_path):
+def doc(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("SVGUI_AUTOSAVE_DIR", str(tmp_path / "user-autosave"))  # never the real user folder
     samples = (np.random.default_rng(0).standard_normal(22050 * 10) * 0.1).astype(np.float32)
     document = Document()
     document.set_audio(tmp_path / "song.flac", samples, log_mel_spectrogram(samples).numpy())
@@ -132,8 +133,7 @@ def _opened(doc, path):
     return fresh
 
 
-def test_audacity_texts_and_extra_lines_survive_an_edit_save_and_the_autosave(doc, tmp_path, monkeypatch):
-    monkeypatch.setenv("SVGUI_AUTOSAVE_DIR", str(tmp_path / "user-autosave"))
+def test_audacity_texts_and_extra_lines_survive_an_edit_save_and_the_autosave(doc, tmp_path):
     path = tmp_path / "song.txt"
     path.write_text(AUDACITY)
     doc.load_annotations(path)
@@ -194,7 +194,6 @@ def test_a_symlinked_label_file_is_written_through(doc, tmp_path):
 
 
 def test_autosave_falls_back_to_the_user_data_folder_and_recovery_finds_it(doc, tmp_path, monkeypatch):
-    monkeypatch.setenv("SVGUI_AUTOSAVE_DIR", str(tmp_path / "user-autosave"))
     labels = tmp_path / "read-only"
     labels.mkdir()
     (labels / "song.lab").write_text("0 2 sing\n2 10 nosing\n")

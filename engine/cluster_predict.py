@@ -18,11 +18,14 @@ the model file travels through Ray's object store, so it need not.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -147,6 +150,31 @@ def _cluster_plan(ray, *, device: str, workers: int | None, threads: int | None)
     return ("cuda" if use_gpu else "cpu"), workers, threads, {"cpus": cpus, "gpus": gpus, **request}
 
 
+@contextlib.contextmanager
+def _sigterms_seen() -> Iterator[list[int]]:
+    """Record SIGTERMs and pass them on to the handler in place (``sigterm_as_interrupt``'s).
+
+    Ray turns an exception raised by a signal handler inside ``ray.wait`` into a plain
+    KeyboardInterrupt; this tells that it was a SIGTERM, so the command can exit with 143.
+    """
+    seen: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+    inner = signal.getsignal(signal.SIGTERM)
+
+    def record(signum, frame):
+        seen.append(signum)
+        if callable(inner):
+            inner(signum, frame)
+
+    signal.signal(signal.SIGTERM, record)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGTERM, inner)
+
+
 def _reason(exc: BaseException) -> str:
     """The worker's own error message, without Ray's traceback wrapping."""
     cause = getattr(exc, "cause", None)
@@ -174,7 +202,7 @@ def predict_files_on_ray(model_path: str | os.PathLike, files: Sequence[str | os
     skipped = finished_files(plan, fmt=fmt, info=info)
     todo = deque(i for i in range(len(plan.sources)) if i not in skipped)
     model_path = Path(model_path)
-    with ray_connection(address) as ray, sigterm_as_interrupt():
+    with ray_connection(address) as ray, sigterm_as_interrupt(), _sigterms_seen() as sigterms:
         from ray.exceptions import RayActorError, RayTaskError
 
         device_kind, workers, threads, request = _cluster_plan(ray, device=device, workers=workers, threads=threads)
@@ -231,6 +259,10 @@ def predict_files_on_ray(model_path: str | os.PathLike, files: Sequence[str | os
                     recorder.add(index, outcome)
                     yield outcome
             completed = True
+        except KeyboardInterrupt as exc:
+            if sigterms and not isinstance(exc, Terminated):
+                raise Terminated() from None  # Ray re-raised it as a plain KeyboardInterrupt
+            raise
         finally:
             if not completed:
                 _stop_in_flight(ray, pending, recorder, plan)

@@ -5,7 +5,9 @@ shared by the module: starting Ray costs seconds."""
 import json
 import os
 import shutil
+import signal
 import socket
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,11 +17,12 @@ import pytest
 from engine.batch_predict import BatchDone, FileOutcome, export_info, find_audio_files, plan_outputs, predict_files
 from engine.checkpoint import VoiceModel, load_model, save_model
 from engine.cli import main
-from engine.cluster_predict import ClusterStart, FilePredictor, _cluster_plan, finished_files, predict_files_on_ray
+from engine.cluster_predict import CANCEL_GRACE_S, ClusterStart, FilePredictor, _cluster_plan, finished_files, predict_files_on_ray
 from engine.config import ModelConfig, PredictConfig
 from engine.errors import ClusterError, ConfigError
 from engine.export import MANIFEST_NAME
 from engine.ray_cluster import probe_address, split_address
+from engine.signals import Terminated
 from tests.synth import write_song
 
 SMALL = ModelConfig(conv_channels=(8, 8, 16, 8), dense_units=(32, 16))
@@ -200,3 +203,32 @@ def test_workers_without_a_ray_address_is_a_usage_error(model_path, songs, tmp_p
                  str(songs / "a.wav")])
     assert code == 1 and "--workers and --threads are for --ray-address" in capsys.readouterr().err
 
+
+
+class SlowPredictor(FilePredictor):
+    """Takes its time over a file named slow.*, so that a signal finds it in flight."""
+
+    def predict(self, source, target, replace):
+        if Path(source).stem == "slow":
+            time.sleep(CANCEL_GRACE_S + 3)
+        return super().predict(source, target, replace)
+
+
+def test_sigterm_stops_the_files_in_flight_and_keeps_the_finished_ones(local_ray, model_path, songs, tmp_path):
+    model = load_model(model_path)
+    info = export_info(model)
+    slow = tmp_path / "slow.wav"
+    shutil.copyfile(songs / "a.wav", slow)
+    files = [songs / "a.wav", slow, songs / "sub" / "b.flac"]
+    out = tmp_path / "out"
+    run = predict_files_on_ray(model_path, files, fmt="lab", out_dir=out, info=info, config=FP32,
+                               address="local", workers=1, worker_class=SlowPredictor)
+    next(run)
+    assert next(run).source == songs / "a.wav"  # the worker now sleeps over slow.wav
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    with pytest.raises(Terminated):
+        next(run)
+    assert signal.getsignal(signal.SIGTERM) is not None  # the previous handler is back
+    manifest = json.loads((out / MANIFEST_NAME).read_text())
+    assert [e["source"] for e in manifest["files"]] == [str(songs / "a.wav")]
+    assert sorted(p.name for p in out.iterdir()) == ["a.pred.lab", MANIFEST_NAME]

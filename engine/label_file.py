@@ -13,6 +13,7 @@ A file with no edits renders to exactly its original text.
 
 from __future__ import annotations
 
+import bisect
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -84,55 +85,79 @@ class LabelFile:
             warnings.simplefilter("ignore", LabelWarning)
             if _same(intervals, self.voiced_intervals(duration_s=duration_s)):
                 return self.text()
-        out = list(self.entries)
+        plan = _Plan()
         voiced = [e for e in self.entries if e.segment is not None and is_voiced(e.segment.label, self.label_format)]
-        self._fit(out, voiced, intervals, VOICE_LABEL, duration_s)
+        self._fit(plan, voiced, intervals, VOICE_LABEL, duration_s)
         if self.label_format == "lab":
             nosing = [e for e in self.entries
                       if e.segment is not None and e.segment.label.strip().lower() == NO_VOICE_LABEL]
-            self._fit(out, nosing, _gaps(intervals, duration_s), NO_VOICE_LABEL, duration_s)
-        lines = [line for entry in out for line in entry.lines]
+            self._fit(plan, nosing, _gaps(intervals, duration_s), NO_VOICE_LABEL, duration_s)
+        lines = [line for entry in plan.apply(self.entries) for line in entry.lines]
         # a last line without a line end gets one when another line follows it
         lines = [line if i == len(lines) - 1 or line.endswith(("\n", "\r")) else line + self.newline
                  for i, line in enumerate(lines)]
         return "".join(lines)
 
-    def _fit(self, out: list[_Entry], entries: list[_Entry], desired: list[Interval], default_label: str,
+    def _fit(self, plan: "_Plan", entries: list[_Entry], desired: list[Interval], default_label: str,
              duration_s: float) -> None:
-        """Make the lines of ``entries`` (one class: voice or nosing) describe ``desired``, in place in ``out``."""
+        """Plan how the lines of ``entries`` (one class: voice or nosing) come to describe ``desired``."""
         # lines past the audio end and empty ones describe no region on screen: they stay as they are
         entries = [e for e in entries if e.segment.start_s < duration_s and e.segment.end_s > e.segment.start_s]
         groups = _groups(entries, duration_s)
-        kept = [i for i, (span, _) in enumerate(groups) if any(_same([span], [d]) for d in desired)]
-        freed = sorted((e for i, (_, members) in enumerate(groups) if i not in kept for e in members),
-                       key=lambda e: e.segment.start_s)
-        missing = [d for d in desired if not any(_same([groups[i][0]], [d]) for i in kept)]
-        last_from: dict[int, _Entry] = {}  # donor entry -> the last entry written from it
-        for start_s, end_s in missing:
-            overlapping = [e for e in freed if e.segment.start_s < end_s and e.segment.end_s > start_s]
-            donors = [e for e in overlapping if id(e) not in last_from]
+        wanted = {_key(d) for d in desired}
+        freed_groups = [(span, members) for span, members in groups if _key(span) not in wanted]
+        kept_keys = {_key(span) for span, _ in groups} & wanted
+        freed_starts = [span[0] for span, _ in freed_groups]
+        for start_s, end_s in (d for d in desired if _key(d) not in kept_keys):
+            # freed groups are disjoint and sorted: the ones overlapping [start, end) are consecutive
+            first = max(bisect.bisect_right(freed_starts, start_s) - 1, 0)
+            last = bisect.bisect_left(freed_starts, end_s)
+            overlapping = sorted((e for _, members in freed_groups[first:last] for e in members
+                                  if e.segment.start_s < end_s and e.segment.end_s > start_s),
+                                 key=lambda e: e.segment.start_s)
+            donors = [e for e in overlapping if id(e) not in plan.replaced]
             if not overlapping:  # a new region
-                new = _Entry([_format_line(start_s, end_s, default_label, self._separator(), self.newline)],
-                             Segment(start_s, end_s, default_label))
-                out.insert(_time_position(out, start_s), new)
+                plan.new.append(_Entry([_format_line(start_s, end_s, default_label, self._separator(), self.newline)],
+                                       Segment(start_s, end_s, default_label)))
             elif not donors:  # the second half of a split: the same text, after the first half
-                new = _rewritten(overlapping[0], start_s, end_s, self.newline)
-                out.insert(max(out.index(last_from[id(overlapping[0])]) + 1, _time_position(out, start_s)), new)
-                last_from[id(overlapping[0])] = new
+                plan.replaced[id(overlapping[0])].append(_rewritten(overlapping[0], start_s, end_s, self.newline))
             else:  # an edited region: each of its lines keeps its own part of it, and its text
-                for donor, (a, b) in zip(donors, _cover((start_s, end_s), [(e.segment.start_s, e.segment.end_s)
-                                                                           for e in donors])):
+                spans = [(e.segment.start_s, e.segment.end_s) for e in donors]
+                for donor, (a, b) in zip(donors, _cover((start_s, end_s), spans)):
                     unchanged = abs(a - donor.segment.start_s) <= MATCH_TOLERANCE_S and \
                         abs(b - donor.segment.end_s) <= MATCH_TOLERANCE_S
-                    new = donor if unchanged else _rewritten(donor, a, b, self.newline)
-                    out[out.index(donor)] = new
-                    last_from[id(donor)] = new
-        for entry in freed:
-            if id(entry) not in last_from:
-                out.remove(entry)  # its region was deleted or merged into another
+                    plan.replaced[id(donor)] = [donor if unchanged else _rewritten(donor, a, b, self.newline)]
+        for _, members in freed_groups:
+            plan.removed.update(id(e) for e in members if id(e) not in plan.replaced)  # deleted, or merged
 
     def _separator(self) -> str:
         return "\t" if self.label_format == "audacity" else " "
+
+
+@dataclass
+class _Plan:
+    """The changes a render makes: entries replaced (by one or, for a split, more) or removed, new lines."""
+
+    replaced: dict[int, list[_Entry]] = field(default_factory=dict)  # id(entry) -> its replacement
+    removed: set[int] = field(default_factory=set)
+    new: list[_Entry] = field(default_factory=list)  # no line to take over: placed by time
+
+    def apply(self, entries: list[_Entry]) -> list[_Entry]:
+        """The new entry list, in one pass: a new line goes before the first segment line that starts
+        later, else after the last segment line."""
+        changed = [r for e in entries if id(e) not in self.removed for r in self.replaced.get(id(e), [e])]
+        last_segment = max((i for i, e in enumerate(changed) if e.segment is not None), default=-1)
+        new = sorted(self.new, key=lambda e: e.segment.start_s)
+        out, k = [], 0
+        for i, entry in enumerate(changed):
+            while entry.segment is not None and k < len(new) and entry.segment.start_s > new[k].segment.start_s:
+                out.append(new[k])
+                k += 1
+            out.append(entry)
+            if i == last_segment:
+                out.extend(new[k:])
+                k = len(new)
+        return out + new[k:]
 
 
 def read_label_file(path: str | os.PathLike) -> LabelFile:
@@ -173,6 +198,11 @@ def write_label_text(path: str | os.PathLike, text: str, *, bom: bool = False) -
 def _same(a: list[Interval], b: list[Interval]) -> bool:
     return len(a) == len(b) and all(abs(x0 - y0) <= MATCH_TOLERANCE_S and abs(x1 - y1) <= MATCH_TOLERANCE_S
                                     for (x0, x1), (y0, y1) in zip(a, b))
+
+
+def _key(interval: Interval) -> tuple[float, float]:
+    """Intervals with the same key are the same region (unchanged since the file was read)."""
+    return round(interval[0], 9), round(interval[1], 9)
 
 
 def _groups(entries: list[_Entry], duration_s: float) -> list[tuple[Interval, list[_Entry]]]:
@@ -219,17 +249,6 @@ def _rewritten(donor: _Entry, start_s: float, end_s: float, newline: str) -> _En
     line = _format_line(start_s, end_s, donor.segment.label, _separator_of(donor.lines[0]),
                         _line_end(donor.lines[0], newline))
     return _Entry([line] + donor.lines[1:], Segment(start_s, end_s, donor.segment.label))
-
-
-def _time_position(out: list[_Entry], start_s: float) -> int:
-    """Before the first segment line starting later, else after the last segment line."""
-    last = -1
-    for i, entry in enumerate(out):
-        if entry.segment is not None:
-            if entry.segment.start_s > start_s:
-                return i
-            last = i
-    return last + 1 if last >= 0 else len(out)
 
 
 def _format_line(start_s: float, end_s: float, label: str, separator: str, line_end: str) -> str:

@@ -77,7 +77,7 @@ class LabelFile:
 
     def render(self, intervals: list[Interval], *, duration_s: float) -> str:
         """The file's text with its voiced regions replaced by ``intervals`` (sorted, disjoint)."""
-        if not self.segments and not self.entries:
+        if not self.entries:  # no file (or an empty one): the plain format
             fresh = (format_lab(intervals, duration_s=duration_s) if self.label_format == "lab"
                      else format_audacity(intervals))
             return fresh.replace("\n", self.newline)

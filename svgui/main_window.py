@@ -180,6 +180,7 @@ class MainWindow(QMainWindow):
         a(m, "bundled_model", "Use &Bundled Model", lambda: self._load_model(bundled_model_path()))
         a(m, "predict", "&Predict Open File", self.predict, "Ctrl+R")
         a(m, "tta", "Test-Time &Augmentation", lambda on: self.predict(), checkable=True)
+        self._precision_menu(m.addMenu("Pre&cision"))
         a(m, "reset_threshold", "&Reset Threshold to the Model's",
           lambda: self.model and self.document.set_threshold(self.model.threshold))
         m.addSeparator()
@@ -379,7 +380,8 @@ class MainWindow(QMainWindow):
         tta = self.acts["tta"].isChecked()
         factors = (0.8, 0.9, 1.0, 1.1, 1.2) if tta else (1.0,)
         self.status_task.setText("predicting…")
-        worker = Worker(predict_audio, self.model, self.document.samples, pitch_factors=factors)
+        worker = Worker(predict_audio, self.model, self.document.samples, pitch_factors=factors,
+                        precision=prefs.precision(self.settings))
         path = self.document.audio_path
         worker.audio_path = path
         # Bound methods, not lambdas: a lambda connected to a worker's signal runs in the worker's thread.
@@ -387,6 +389,21 @@ class MainWindow(QMainWindow):
         worker.finished.connect(self._prediction_finished)
         worker.failed.connect(self._prediction_failed)
         self._predicting = self.workers.start(worker)
+
+    def _precision_menu(self, menu) -> None:
+        """auto / fp32 / bf16 (/ fp16 with a GPU) for the network, kept in the settings; re-predicts."""
+        from svgui.widgets.precision_combo import LABELS, TOOLTIP, available_precisions
+
+        group = QActionGroup(self)
+        menu.setToolTipsVisible(True)
+        for name in available_precisions():
+            self.acts.add(menu, f"precision_{name}", LABELS[name], None, tip=TOOLTIP, checkable=True,
+                          checked=name == prefs.precision(self.settings), group=group)
+            group.actions()[-1].toggled.connect(lambda on, n=name: on and self._set_precision(n))
+
+    def _set_precision(self, name: str) -> None:
+        prefs.set_precision(self.settings, name)
+        self.predict()
 
     def _prediction_progress(self, done) -> None:
         if isinstance(done, float):
@@ -439,7 +456,8 @@ class MainWindow(QMainWindow):
 
     def show_batch_predict_dialog(self) -> BatchPredictDialog:
         if self.batch_dialog is None:
-            self.batch_dialog = BatchPredictDialog(self, workers=self.workers, model_path=self._active_model_path)
+            self.batch_dialog = BatchPredictDialog(self, workers=self.workers, model_path=self._active_model_path,
+                                                   precision=prefs.precision(self.settings))
             if self.files.folder is not None:
                 self.batch_dialog.add_input(self.files.folder)
         self.batch_dialog.refresh_model()

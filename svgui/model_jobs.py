@@ -20,12 +20,13 @@ from engine.batch_predict import BatchDone, FileOutcome, ScoredSet, ScoreProgres
 from engine.batch_predict import evaluation_tracks, predict_files, score_tracks
 from engine.cache import SpectrogramCache
 from engine.checkpoint import check_model_output, load_model, read_header
-from engine.config import AugmentConfig, FeatureConfig, ModelConfig, TrainConfig, config_from_dict
+from engine.config import AugmentConfig, FeatureConfig, ModelConfig, PredictConfig, TrainConfig, config_from_dict
 from engine.datasets import Track, TrackData, format_names, is_jamendo_layout, load_jamendo, load_track
 from engine.datasets import scan_folder, split_tracks
 from engine.devices import pick_device
 from engine.errors import DatasetError, EngineError
 from engine.evaluate import smooth_probabilities
+from engine.precision import choose_precision
 from engine.predict import predict_samples
 from engine.train import TrainProgress, checkpoint_path_for, train
 
@@ -226,8 +227,8 @@ def readable_training_error(exc: BaseException, *, device: str, checkpoint: Path
 
 # ---- folder prediction --------------------------------------------------------------------------
 def run_batch_prediction(model_path: Path, inputs: Sequence[Path], *, fmt: str, out_dir: Path | None,
-                         tta: bool, device: str | None = None,
-                         overwrite: bool = False) -> Iterator[LogLine | FileOutcome | BatchDone]:
+                         tta: bool, device: str | None = None, overwrite: bool = False,
+                         precision: str = "auto") -> Iterator[LogLine | FileOutcome | BatchDone]:
     """Load a private copy of the model (the window's stays free), list the audio, predict each file;
     files in the way that are not our recorded output are replaced only with ``overwrite``."""
     model = load_model(model_path, device=pick_device(device))
@@ -236,9 +237,10 @@ def run_batch_prediction(model_path: Path, inputs: Sequence[Path], *, fmt: str, 
         yield LogLine(f"no audio files in {folder}")
     if not files:
         raise EngineError("no audio files to predict in the chosen folders")
-    yield LogLine(f"{len(files)} audio file(s) with {model.name}")
+    choice = choose_precision(precision, model.device)  # auto may calibrate once: here, in the worker
+    yield LogLine(f"{len(files)} audio file(s) with {model.name}, precision {choice.note}")
     yield from predict_files(model, files, fmt=fmt, out_dir=out_dir, info=export_info(model, tta=tta),
-                             overwrite=overwrite)
+                             overwrite=overwrite, config=PredictConfig(precision=choice.precision))
 
 
 # ---- evaluation and comparison ------------------------------------------------------------------

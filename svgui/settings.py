@@ -25,6 +25,7 @@ _COLORMAP = "view/colormap"
 _GEOMETRY = "window/geometry"
 _STATE = "window/state"
 _MODEL = "model/active_path"
+_PRECISION = "model/precision"
 
 
 def make_settings() -> QSettings:
@@ -131,3 +132,16 @@ def set_active_model_path(settings: QSettings, path: str | os.PathLike | None) -
         settings.remove(_MODEL)
     else:
         settings.setValue(_MODEL, os.fspath(path))
+
+
+# ---- precision of the network (engine/precision.py) -----------------------------------------------
+def precision(settings: QSettings) -> str:
+    """auto | fp32 | bf16 | fp16 as chosen last; auto when unset or unknown."""
+    from engine.config import PRECISIONS
+
+    value = settings.value(_PRECISION)
+    return value if isinstance(value, str) and value in PRECISIONS else "auto"
+
+
+def set_precision(settings: QSettings, name: str) -> None:
+    settings.setValue(_PRECISION, str(name))

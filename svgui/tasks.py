@@ -13,6 +13,7 @@ from engine.checkpoint import VoiceModel
 from engine.config import FeatureConfig
 from engine.features import frame_count, log_mel_spectrogram
 from engine.errors import AudioLoadError
+from engine.precision import choose_precision
 from engine.predict import iter_predictions, samples_reader
 
 
@@ -38,16 +39,21 @@ def decode_and_analyse(path: Path, features: FeatureConfig = FeatureConfig()) ->
 @dataclass(frozen=True)
 class PredictionDone:
     probabilities: np.ndarray  # [frames]
+    precision: str = "fp32"    # what the network ran in
 
 
-def predict_audio(model: VoiceModel, samples: np.ndarray, *, pitch_factors=(1.0,)) -> Iterator[float | PredictionDone]:
+def predict_audio(model: VoiceModel, samples: np.ndarray, *, pitch_factors=(1.0,),
+                  precision: str = "auto") -> Iterator[float | PredictionDone]:
     """Per-frame voice probabilities, chunk by chunk: yields the fraction done, then the result.
 
     A generator, so that the worker can cancel between chunks (closing the app mid-prediction).
+    ``precision`` auto is resolved here, in the worker (a first calibration must not block the GUI).
     """
+    resolved = choose_precision(precision, model.device).precision
     n_frames, read = samples_reader(model, samples)
     out = np.empty(n_frames, dtype=np.float32)
-    for first, stop, chunk in iter_predictions(model, n_frames, read, pitch_factors=pitch_factors):
+    for first, stop, chunk in iter_predictions(model, n_frames, read, pitch_factors=pitch_factors,
+                                               precision=resolved):
         out[first:stop] = chunk
         yield stop / n_frames
-    yield PredictionDone(out)
+    yield PredictionDone(out, resolved)

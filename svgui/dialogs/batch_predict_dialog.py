@@ -28,6 +28,7 @@ from engine.export import FORMATS, MANIFEST_NAME, prediction_suffix
 from svgui.dialogs.export_dialog import FORMAT_NAMES
 from svgui.dialogs.messages import ask_yes_no, show_error
 from svgui.model_jobs import LogLine, run_batch_prediction
+from svgui.widgets.precision_combo import PrecisionCombo
 from svgui.widgets.tables import files_progress_bar, make_read_only
 from svgui.workers import Worker, WorkerRegistry
 
@@ -41,7 +42,8 @@ class BatchPredictDialog(QDialog):
     batchFinished = Signal(object)  # BatchDone
 
     def __init__(self, parent: QWidget | None = None, *, workers: WorkerRegistry | None = None,
-                 model_path: Callable[[], Path | None] = lambda: None, device: str | None = None):
+                 model_path: Callable[[], Path | None] = lambda: None, device: str | None = None,
+                 precision: str = "auto"):
         super().__init__(parent)
         self.setWindowTitle("Predict Folders — svgui")
         self._workers = workers or WorkerRegistry(self)
@@ -92,12 +94,14 @@ class BatchPredictDialog(QDialog):
         dest_layout.addWidget(self.out_edit, 1)
         dest_layout.addWidget(browse)
         self.tta_check = QCheckBox("Test-time augmentation (average of 5 pitch shifts, about 5× slower)")
+        self.precision_combo = PrecisionCombo(precision=precision)
         form = QFormLayout()
         form.addRow("Model", self.model_label)
         form.addRow("Audio", inputs)
         form.addRow("Format", self.format_combo)
         form.addRow("Write", destination)
         form.addRow("", self.tta_check)
+        form.addRow("Precision", self.precision_combo)
 
         self.bar = files_progress_bar()
         self.status = QLabel("Add folders or files and press Start.")
@@ -207,7 +211,8 @@ class BatchPredictDialog(QDialog):
         self.summary.hide()
         self.bar.setRange(0, 0)  # busy until the files are listed
         worker = Worker(run_batch_prediction, Path(model_path), self.input_paths(), fmt=fmt, out_dir=self.out_dir(),
-                        tta=self.tta_check.isChecked(), device=self._device, overwrite=bool(plan.foreign))
+                        tta=self.tta_check.isChecked(), device=self._device, overwrite=bool(plan.foreign),
+                        precision=self.precision_combo.precision())
         worker.progress.connect(self._on_progress)
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)

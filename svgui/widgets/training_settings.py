@@ -25,6 +25,7 @@ from engine.train import checkpoint_path_for
 from svgui.augment_sources import augment_spec
 from svgui.model_jobs import TrainingRequest
 from svgui.widgets.file_panel import label_file_for
+from svgui.widgets.precision_combo import PrecisionCombo
 
 SPIN_WIDTH_PX = 104
 SETTINGS_WIDTH_PX = 470
@@ -204,11 +205,15 @@ class TrainingSettings(QWidget):
                 name = f"cuda:{index}"
                 self.device_combo.addItem(f"GPU {describe_device(torch.device(name))}", name)
         self.device_combo.addItem(f"CPU ({torch.get_num_threads()} threads)", "cpu")
+        from svgui.settings import precision  # the app's choice (Model > Precision) as the default
+
+        self.precision_combo = PrecisionCombo(precision=precision(self._settings) if self._settings else "auto")
         self.time_note = QLabel()
         self.time_note.setWordWrap(True)
         self.time_note.setStyleSheet("color: #555;")
         layout = QVBoxLayout(box)
         layout.addWidget(self.device_combo)
+        layout.addWidget(self.precision_combo)
         layout.addWidget(self.time_note)
         self.device_combo.currentIndexChanged.connect(self._update_time_note)
         return box
@@ -276,7 +281,8 @@ class TrainingSettings(QWidget):
                            learning_rate=self.lr_spin.value(), lr_decay=self.decay_spin.value(),
                            lr_decay_every=self.decay_every_spin.value(), momentum=self.momentum_spin.value(),
                            seed=self.seed_spin.value(), validate_every=self.validate_spin.value(),
-                           checkpoint_every=self.checkpoint_spin.value())
+                           checkpoint_every=self.checkpoint_spin.value(),
+                           precision=self.precision_combo.precision())
 
     def set_output(self, path: str | Path) -> None:
         self.out_edit.setText(str(path))

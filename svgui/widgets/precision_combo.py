@@ -1,0 +1,41 @@
+"""A combo box for the network's precision (engine/precision.py), shared by the windows that run it."""
+
+from __future__ import annotations
+
+import torch
+from PySide6.QtWidgets import QComboBox, QWidget
+
+from engine.config import PRECISIONS
+
+LABELS = {
+    "auto": "Automatic (bf16 where this machine runs it natively and faster, else fp32)",
+    "fp32": "fp32 (exact reference)",
+    "bf16": "bf16 (emulated and several times slower on CPUs without AMX / AVX-512 BF16)",
+    "fp16": "fp16 (CUDA GPUs only)",
+}
+TOOLTIP = ("Arithmetic of the network. Automatic picks bf16 only where the CPU runs it natively (AMX or "
+           "AVX-512 BF16) and a one-off timing on this machine found it faster, or on a GPU with bf16; "
+           "otherwise fp32. Decisions agree with fp32 on more than 99.9 % of frames.")
+
+
+def available_precisions() -> list[str]:
+    """auto, fp32, bf16, plus fp16 when torch sees a CUDA GPU."""
+    return [name for name in PRECISIONS if name != "fp16" or torch.cuda.is_available()]
+
+
+class PrecisionCombo(QComboBox):
+    """The choices of ``available_precisions``, with readable labels."""
+
+    def __init__(self, parent: QWidget | None = None, *, precision: str = "auto"):
+        super().__init__(parent)
+        for name in available_precisions():
+            self.addItem(LABELS[name], name)
+        self.setToolTip(TOOLTIP)
+        self.set_precision(precision)
+
+    def precision(self) -> str:
+        return self.currentData() or "auto"
+
+    def set_precision(self, name: str) -> None:
+        index = self.findData(name)
+        self.setCurrentIndex(index if index >= 0 else 0)

@@ -13,6 +13,7 @@ each of these emits a ``LabelWarning`` naming the file, none is an error; so do 
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import warnings
@@ -84,7 +85,8 @@ def read_label_text(path: Path) -> str:
     except UnicodeDecodeError:
         raise LabelFormatError(path, None, "not a text file (cannot decode as UTF-8)") from None
     except OSError as exc:
-        raise LabelFormatError(path, None, exc.strerror or str(exc)) from None
+        reason = "symbolic link loop" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
+        raise LabelFormatError(path, None, reason) from None
 
 
 def parse_label_line(raw: str, *, path: str | os.PathLike, line_number: int) -> Segment | None:

@@ -81,7 +81,7 @@ def test_unreadable_files_still_raise(tmp_path):
         read_label_file(binary)
     loop = tmp_path / "loop.lab"
     loop.symlink_to(loop)
-    with pytest.raises(LabelFormatError, match="symbolic links"):
+    with pytest.raises(LabelFormatError, match="symbolic link loop"):
         read_label_file(loop)
     dangling = tmp_path / "dangling.lab"
     dangling.symlink_to(tmp_path / "gone.lab")

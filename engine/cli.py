@@ -240,7 +240,10 @@ def run_info(args) -> int:
 
 def run_experiment(args) -> int:
     from engine.experiments.command import experiment_command
-    return experiment_command(args)
+    from engine.signals import sigterm_as_interrupt
+
+    with sigterm_as_interrupt():  # a SIGTERM ends the study as Ctrl+C does: runs keep their checkpoints
+        return experiment_command(args)
 
 
 def run_bench(args) -> int:

@@ -22,6 +22,9 @@ from engine.ray_cluster import probe_address
 from engine.train import TrainProgress
 
 Outcome = tuple[RunSpec, dict, "bytes | None"]
+# The study folder where a run keeps its checkpoint when interrupted (local runs; Ray nodes may not
+# share the study folder, so Ray runs train in a temporary folder).
+WorkDir = Callable[[RunSpec], str] | None
 RAY_HINT = 'Ray is an optional extra: pip install ".[cluster]"'
 
 
@@ -33,19 +36,21 @@ def default_threads(workers: int) -> int:
 def run_sequentially(plan: Plan, runs: Sequence[RunSpec], fingerprint: Callable[[RunSpec], str], *,
                      device: str | None = None, threads: int | None = None,
                      on_start: Callable[[RunSpec], None] | None = None,
-                     on_progress: Callable[[RunSpec, TrainProgress], None] | None = None) -> Iterator[Outcome]:
+                     on_progress: Callable[[RunSpec, TrainProgress], None] | None = None,
+                     work_dir: WorkDir = None) -> Iterator[Outcome]:
     for run in runs:
         if on_start is not None:
             on_start(run)
         progress = (lambda p, run=run: on_progress(run, p)) if on_progress is not None else None
         record, model = run_safely(plan, run, fingerprint=fingerprint(run), device=device, threads=threads,
-                                   on_progress=progress)
+                                   on_progress=progress, work_dir=work_dir(run) if work_dir else None)
         yield run, record, model
 
 
 def run_in_processes(plan: Plan, runs: Sequence[RunSpec], fingerprint: Callable[[RunSpec], str], *, workers: int,
                      device: str | None = None, threads: int | None = None,
-                     on_start: Callable[[RunSpec], None] | None = None) -> Iterator[Outcome]:
+                     on_start: Callable[[RunSpec], None] | None = None,
+                     work_dir: WorkDir = None) -> Iterator[Outcome]:
     """``workers`` spawned processes (fork would copy torch's thread pools); a worker that dies is recorded."""
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
@@ -59,7 +64,8 @@ def run_in_processes(plan: Plan, runs: Sequence[RunSpec], fingerprint: Callable[
         run = queue.pop(0)
         if on_start is not None:
             on_start(run)
-        future = pool.submit(run_safely, plan, run, fingerprint=fingerprint(run), device=device, threads=threads)
+        future = pool.submit(run_safely, plan, run, fingerprint=fingerprint(run), device=device, threads=threads,
+                             work_dir=work_dir(run) if work_dir else None)
         pending[future] = run
 
     try:
@@ -71,7 +77,9 @@ def run_in_processes(plan: Plan, runs: Sequence[RunSpec], fingerprint: Callable[
                 run = pending.pop(future)
                 try:
                     record, model = future.result()
-                except Exception as exc:  # noqa: BLE001 - the worker process died (memory, signal)
+                # The worker died (memory, a signal), or a SIGTERM sent to it alone interrupted its run:
+                # recorded as failed; its checkpoint is kept and the next call continues it.
+                except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001
                     record, model = failure_record(run, exc, fingerprint=fingerprint(run)), None
                 yield run, record, model
                 if queue:

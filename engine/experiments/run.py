@@ -1,13 +1,16 @@
 """One run of a study: train, choose the threshold on validation, evaluate on test (plain and TTA).
 
 ``execute_run`` is a plain function of picklable arguments, so the same code runs in this process,
-in a local worker process and as a Ray task; it returns the record and the model file's bytes and
-writes nothing outside a temporary folder (the caller stores both).
+in a local worker process and as a Ray task; it returns the record and the model file's bytes (the
+caller stores both). It writes nothing outside a temporary folder, except, when given a
+``work_dir`` in the study, the checkpoint of an interrupted run (Ctrl+C, SIGTERM), which the next
+call resumes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import socket
 import tempfile
 import time
@@ -21,16 +24,17 @@ import numpy as np
 import torch
 
 from engine.cache import SpectrogramCache
-from engine.checkpoint import load_model
+from engine.checkpoint import load_model, load_training_state
 from engine.config import FeatureConfig, PredictConfig
 from engine.datasets import TrackData, load_tracks
 from engine.devices import describe_device, pick_device
-from engine.errors import DatasetError
+from engine.errors import DatasetError, ModelFileError
 from engine.evaluate import evaluate, find_best_threshold
 from engine.experiments.plan import Plan, RunSpec
 from engine.experiments.splits import run_splits
 from engine.predict import predict_linear
-from engine.train import TrainProgress, software_versions, train
+from engine.signals import sigterm_as_interrupt
+from engine.train import TrainProgress, checkpoint_path_for, software_versions, train
 
 ProgressCallback = Callable[[TrainProgress], None]
 
@@ -63,27 +67,66 @@ def score(model, valid: Sequence[TrackData], test: Sequence[TrackData], *, tta: 
             "per_file": {r.name: r.counts.to_dict() for r in result.per_file}}
 
 
+@contextmanager
+def training_folder(work_dir: str | None):
+    """Where a run trains: ``work_dir`` (kept if the run fails or is interrupted, removed once it
+    finished), or a temporary folder."""
+    if work_dir is None:
+        with tempfile.TemporaryDirectory(prefix="svgui-run-") as tmp:
+            yield Path(tmp)
+        return
+    folder = Path(work_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)  # finished: its model is in the caller's hands
+
+
+def resumable_checkpoint(out: Path, updates: int) -> Path | None:
+    """The checkpoint an interrupted earlier attempt left in the training folder, if it can go on."""
+    checkpoint = checkpoint_path_for(out)
+    if not checkpoint.is_file():
+        return None
+    try:
+        if load_training_state(checkpoint)[1]["update"] < updates:
+            return checkpoint
+    except ModelFileError:
+        pass
+    checkpoint.unlink()  # damaged, or at the last update already: train again from the seed
+    return None
+
+
 def execute_run(plan: Plan, run: RunSpec, *, fingerprint: str, device: str | None = None,
-                threads: int | None = None, on_progress: ProgressCallback | None = None) -> tuple[dict, bytes]:
-    """Train and evaluate one run; returns (record, model file bytes). Raises on failure."""
+                threads: int | None = None, on_progress: ProgressCallback | None = None,
+                work_dir: str | None = None) -> tuple[dict, bytes]:
+    """Train and evaluate one run; returns (record, model file bytes). Raises on failure.
+
+    SIGTERM stops it like Ctrl+C (KeyboardInterrupt) and, with a ``work_dir``, keeps its checkpoint
+    there; called again with the same ``work_dir``, the run continues from that checkpoint.
+    """
     started = time.perf_counter()
     splits = run_splits(plan.data, run.fold)
     for role, tracks in (("training", splits.train), ("validation", splits.valid), ("test", splits.test)):
         if not tracks:
             raise DatasetError(f"{run.run_id}: no {role} files ({splits.description})")
     torch_device = pick_device(device)
-    with torch_threads(threads) as n_threads, tempfile.TemporaryDirectory(prefix="svgui-run-") as tmp:
+    with sigterm_as_interrupt(), torch_threads(threads) as n_threads, training_folder(work_dir) as folder:
         cache, features = SpectrogramCache(), FeatureConfig()  # SPEC §1; a plan does not change them
         train_data, valid_data, test_data = (load_tracks(tracks, config=features, cache=cache)
                                              for tracks in (splits.train, splits.valid, splits.test))
-        out = Path(tmp) / "model.safetensors"
+        out = folder / "model.safetensors"
         config = dataclasses.replace(plan.train, seed=run.seed)
-        for progress in train(train_data=train_data, valid_data=valid_data, out_path=out, config=config,
-                              model_config=plan.model, features=features, device=str(torch_device),
-                              augment=run.variant.augment_config,
-                              data_description=splits.description, name=f"{plan.name} {run.run_id}"):
-            if on_progress is not None:
-                on_progress(progress)
+        resume_from = resumable_checkpoint(out, config.updates)
+        resumed_at = load_training_state(resume_from)[1]["update"] if resume_from else None
+        steps = train(train_data=train_data, valid_data=valid_data, out_path=out, config=config,
+                      model_config=plan.model, features=features, device=str(torch_device),
+                      augment=run.variant.augment_config, resume_from=resume_from, overwrite=True,
+                      data_description=splits.description, name=f"{plan.name} {run.run_id}")
+        try:
+            for progress in steps:
+                if on_progress is not None:
+                    on_progress(progress)
+        finally:
+            steps.close()  # interrupted (Ctrl+C, SIGTERM): the checkpoint is saved here
         train_s = time.perf_counter() - started
         model = load_model(out, device=torch_device)
         evaluations = {mode: score(model, valid_data, test_data, tta=mode == "tta")
@@ -101,18 +144,19 @@ def execute_run(plan: Plan, run: RunSpec, *, fingerprint: str, device: str | Non
         "device": device_text, "precision": model.metadata.get("precision", "fp32"), "threads": n_threads,
         "host": socket.gethostname(),
         "train_s": round(train_s, 2), "elapsed_s": round(time.perf_counter() - started, 2),
-        "software": software_versions(),
+        "software": software_versions(), "resumed_at_update": resumed_at,
     }
     return record, model_bytes
 
 
 def run_safely(plan: Plan, run: RunSpec, *, fingerprint: str, device: str | None = None,
-               threads: int | None = None, on_progress: ProgressCallback | None = None) -> tuple[dict, bytes | None]:
+               threads: int | None = None, on_progress: ProgressCallback | None = None,
+               work_dir: str | None = None) -> tuple[dict, bytes | None]:
     """``execute_run`` with any failure turned into a record (a failed run must not stop the study)."""
     started = time.perf_counter()
     try:
         return execute_run(plan, run, fingerprint=fingerprint, device=device, threads=threads,
-                           on_progress=on_progress)
+                           on_progress=on_progress, work_dir=work_dir)
     except Exception as exc:  # noqa: BLE001 - recorded with its traceback, shown to the user
         return failure_record(run, exc, fingerprint=fingerprint, elapsed_s=time.perf_counter() - started,
                               trace=traceback.format_exc()), None

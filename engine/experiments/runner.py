@@ -87,15 +87,17 @@ def run_study(plan: Plan, out_dir: str | os.PathLike, *, workers: int = 1, ray_a
     if pending and ray_address in (None, "local"):
         warm_cache(plan)
     on_start = lambda run: tell("queued" if ray_address else "started", run)  # noqa: E731
+    # An interrupted run (Ctrl+C, SIGTERM) keeps its checkpoint here, per settings, to go on next time.
+    work_dir = lambda run: str(store.run_dir(run) / f"training-{fingerprint(run)}")  # noqa: E731
     if ray_address:
         outcomes = executors.run_on_ray(plan, pending, fingerprint, address=ray_address, device=device,
                                         threads=threads, on_start=on_start)
     elif workers > 1:
         outcomes = executors.run_in_processes(plan, pending, fingerprint, workers=workers, device=device,
-                                              threads=threads, on_start=on_start)
+                                              threads=threads, on_start=on_start, work_dir=work_dir)
     else:
         outcomes = executors.run_sequentially(plan, pending, fingerprint, device=device, threads=threads,
-                                              on_start=on_start,
+                                              on_start=on_start, work_dir=work_dir,
                                               on_progress=lambda run, p: tell("progress", run, progress=p))
     for run, record, model in outcomes:
         store.save(record, model)

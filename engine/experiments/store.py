@@ -3,6 +3,7 @@
     STUDY/plan.toml                          the plan as run
     STUDY/runs/<variant>/rep<r>[/fold<k>]/record.json   metrics, or the error of a failed run
     STUDY/runs/<variant>/rep<r>[/fold<k>]/model.safetensors
+    STUDY/runs/<variant>/rep<r>[/fold<k>]/training-<fingerprint>/   an interrupted run's checkpoint
     STUDY/results.csv, results.md, table1.md, figure2.png, figure2.svg
 """
 

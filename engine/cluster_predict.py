@@ -313,7 +313,7 @@ def cluster_predict_command(args, model_path: Path) -> int:
                                overwrite=args.overwrite, address=args.ray_address, workers=args.workers,
                                threads=args.threads, device=args.device)
     start_s = time.monotonic()
-    audio_s = 0.0
+    audio_s, first = 0.0, None  # first: (time, audio seconds) when the first file was done
     failures, predicted = 0, 0
     bar = None
     try:
@@ -332,9 +332,12 @@ def cluster_predict_command(args, model_path: Path) -> int:
                 if record.ok:
                     predicted += 1
                     audio_s += record.duration_s
-                    bar.set_postfix_str(f"{audio_s / 3600:.2f} h audio, "
-                                        f"{audio_s / max(time.monotonic() - start_s, 1e-9):.0f}x real time",
-                                        refresh=False)
+                    now = time.monotonic()
+                    if first is None:  # the speed counts from the first file done: start-up excluded
+                        first = (now, audio_s)
+                    speed = (audio_s - first[1]) / (now - first[0]) if now > first[0] else 0.0
+                    bar.set_postfix_str(f"{audio_s / 3600:.2f} h audio"
+                                        + (f", {speed:.0f}x real time" if speed else ""), refresh=False)
                     tqdm.write(f"{record.source} -> {record.output} ({100 * record.voiced_fraction:.0f} % voice)",
                                file=sys.stderr)
                 else:

@@ -17,7 +17,8 @@ import pytest
 from engine.batch_predict import BatchDone, FileOutcome, export_info, find_audio_files, plan_outputs, predict_files
 from engine.checkpoint import VoiceModel, load_model, save_model
 from engine.cli import main
-from engine.cluster_predict import CANCEL_GRACE_S, ClusterStart, FilePredictor, _cluster_plan, finished_files, predict_files_on_ray
+from engine.cluster_predict import (CANCEL_GRACE_S, ClusterStart, FilePredictor, _cluster_plan, _ManifestRecorder,
+                                    finished_files, predict_files_on_ray)
 from engine.config import ModelConfig, PredictConfig
 from engine.errors import ClusterError, ConfigError
 from engine.export import MANIFEST_NAME
@@ -232,3 +233,21 @@ def test_sigterm_stops_the_files_in_flight_and_keeps_the_finished_ones(local_ray
     manifest = json.loads((out / MANIFEST_NAME).read_text())
     assert [e["source"] for e in manifest["files"]] == [str(songs / "a.wav")]
     assert sorted(p.name for p in out.iterdir()) == ["a.pred.lab", MANIFEST_NAME]
+
+
+def test_the_manifest_is_written_as_results_arrive_in_input_order(model_path, songs, tmp_path):
+    model = load_model(model_path)
+    info = export_info(model)
+    files = [songs / "a.wav", songs / "sub" / "b.flac"]
+    out = tmp_path / "out"
+    plan = plan_outputs(files, fmt="lab", out_dir=out)
+    outcomes = list(predict_files(model, files, fmt="lab", out_dir=tmp_path / "plain", info=info, config=FP32))[:2]
+    recorder = _ManifestRecorder(plan, fmt="lab", info=info)
+    recorder.add(1, outcomes[1])  # b finishes first: written at once, the manifest being small
+    assert [Path(e["source"]).name for e in json.loads((out / MANIFEST_NAME).read_text())["files"]] == ["b.flac"]
+    recorder.next_write_s = time.monotonic() + 3600  # as if the last write had been slow
+    recorder.add(0, outcomes[0])
+    assert len(json.loads((out / MANIFEST_NAME).read_text())["files"]) == 1 and recorder.dirty
+    recorder.write()
+    assert [Path(e["source"]).name for e in json.loads((out / MANIFEST_NAME).read_text())["files"]] == \
+        ["a.wav", "b.flac"]

@@ -6,7 +6,7 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from engine.checkpoint import VoiceModel, load_model, load_training_state, save_model
-from engine.config import ModelConfig, TrainConfig
+from engine.config import ModelConfig
 from engine.train import checkpoint_path_for
 from svgui.dialogs import messages
 from svgui.dialogs.training_dialog import TrainingDialog

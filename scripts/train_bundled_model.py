@@ -69,7 +69,8 @@ def main() -> int:
                          validate_every=max(1, round(2000 * scale)) * 2, checkpoint_every=250)
     for progress in train(train_data=train_data, valid_data=valid_data, out_path=args.out, config=config,
                           augment=AugmentConfig.parse(args.augment), device=args.device, resume_from=args.resume,
-                          data_description=description, name="svgui-musdb7"):
+                          data_description=description, name="svgui-musdb7",
+                          overwrite=True):  # this script exists to replace the bundled model
         if progress.update % 50 == 0 or progress.validation is not None:
             line = f"update {progress.update}/{progress.total_updates} loss {progress.loss:.4f} " \
                    f"lr {progress.learning_rate:.2e} {progress.elapsed_s:.0f}s"

@@ -113,42 +113,6 @@ def test_ray_gives_plain_predicts_outputs_and_manifest_and_a_rerun_skips_the_don
     assert by_source(manifest_without_times(out)) == by_source(manifest_without_times(tmp_path / "plain"))
 
 
-class CrashingPredictor(FilePredictor):
-    """Dies, as a worker out of memory would, on a file named crash.*."""
-
-    def predict(self, source, target, replace):
-        if Path(source).stem == "crash":
-            os._exit(1)
-        return super().predict(source, target, replace)
-
-
-def test_a_dead_worker_is_replaced_and_closing_early_records_the_finished_files_only(
-        local_ray, model_path, songs, tmp_path):
-    model = load_model(model_path)
-    info = export_info(model)
-    crash = tmp_path / "crash.wav"
-    shutil.copyfile(songs / "a.wav", crash)
-    files = [crash] + find_audio_files([songs])[0]
-    out = tmp_path / "out"
-    run = predict_files_on_ray(model_path, files, fmt="lab", out_dir=out, info=info, config=FP32,
-                               address="local", workers=1, worker_class=CrashingPredictor)
-    assert isinstance(next(run), ClusterStart)
-    died = next(run)
-    assert died.source == crash and "the worker died predicting it" in died.error
-    first = next(run)  # from the replacement worker
-    assert first.ok and first.source == songs / "a.wav"
-    run.close()
-    manifest = json.loads((out / MANIFEST_NAME).read_text())
-    recorded = {e["source"]: e for e in manifest["files"]}
-    assert str(crash) in recorded and str(first.source) in recorded
-    for entry in recorded.values():  # what is recorded was written, and only that
-        assert entry["output"] is None or Path(entry["output"]).is_file()
-    assert {p.name for p in out.iterdir()} == {MANIFEST_NAME} | {Path(e["output"]).name
-                                                                 for e in recorded.values() if e["output"]}
-    plan = plan_outputs(files, fmt="lab", out_dir=out)
-    assert len(finished_files(plan, fmt="lab", info=info)) == sum(e["output"] is not None for e in recorded.values())
-
-
 def test_finished_files_need_the_same_model_settings_format_and_an_existing_output(model_path, songs, tmp_path):
     model = load_model(model_path)
     info = export_info(model)
@@ -206,33 +170,40 @@ def test_workers_without_a_ray_address_is_a_usage_error(model_path, songs, tmp_p
 
 
 
-class SlowPredictor(FilePredictor):
-    """Takes its time over a file named slow.*, so that a signal finds it in flight."""
+class TroubledPredictor(FilePredictor):
+    """Dies on a file named crash.* (as a worker out of memory would) and takes its time over slow.*."""
 
     def predict(self, source, target, replace):
+        if Path(source).stem == "crash":
+            os._exit(1)
         if Path(source).stem == "slow":
             time.sleep(CANCEL_GRACE_S + 3)
         return super().predict(source, target, replace)
 
 
-def test_sigterm_stops_the_files_in_flight_and_keeps_the_finished_ones(local_ray, model_path, songs, tmp_path):
+def test_a_dead_worker_is_replaced_and_sigterm_keeps_the_finished_files_only(local_ray, model_path, songs, tmp_path):
     model = load_model(model_path)
     info = export_info(model)
-    slow = tmp_path / "slow.wav"
+    crash, slow = tmp_path / "crash.wav", tmp_path / "slow.wav"
+    shutil.copyfile(songs / "a.wav", crash)
     shutil.copyfile(songs / "a.wav", slow)
-    files = [songs / "a.wav", slow, songs / "sub" / "b.flac"]
+    files = [crash, songs / "a.wav", slow, songs / "sub" / "b.flac"]
     out = tmp_path / "out"
     run = predict_files_on_ray(model_path, files, fmt="lab", out_dir=out, info=info, config=FP32,
-                               address="local", workers=1, worker_class=SlowPredictor)
-    next(run)
-    assert next(run).source == songs / "a.wav"  # the worker now sleeps over slow.wav
+                               address="local", workers=1, worker_class=TroubledPredictor)
+    assert isinstance(next(run), ClusterStart)
+    died = next(run)
+    assert died.source == crash and "the worker died predicting it" in died.error
+    assert next(run).source == songs / "a.wav"  # from the replacement worker, which now sleeps over slow.wav
     threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
     with pytest.raises(Terminated):
         next(run)
-    assert signal.getsignal(signal.SIGTERM) is not None  # the previous handler is back
     manifest = json.loads((out / MANIFEST_NAME).read_text())
-    assert [e["source"] for e in manifest["files"]] == [str(songs / "a.wav")]
-    assert sorted(p.name for p in out.iterdir()) == ["a.pred.lab", MANIFEST_NAME]
+    assert [(Path(e["source"]).name, e["error"] is None) for e in manifest["files"]] == [("crash.wav", False),
+                                                                                          ("a.wav", True)]
+    assert sorted(p.name for p in out.iterdir()) == ["a.pred.lab", MANIFEST_NAME]  # no temporaries either
+    plan = plan_outputs(files, fmt="lab", out_dir=out)
+    assert finished_files(plan, fmt="lab", info=info) == {1}  # the next run does crash, slow and b
 
 
 def test_the_manifest_is_written_as_results_arrive_in_input_order(model_path, songs, tmp_path):

@@ -243,3 +243,24 @@ def test_a_crafted_checkpoint_with_wrong_momentum_is_a_clear_error(data, tmp_pat
     with pytest.raises(ModelFileError, match="damaged checkpoint .momentum 0 has shape"):
         list(train(train_data=data[0], valid_data=data[1], out_path=out, resume_from=ckpt,
                    config=TrainConfig(updates=20)))
+
+
+def test_a_full_disk_at_a_checkpoint_stops_with_a_clean_error_and_keeps_the_last_one(data, tmp_path, monkeypatch):
+    import errno
+
+    from engine import fileio
+    from engine.errors import OutputWriteError
+    out = tmp_path / "m.safetensors"
+    real_fsync, calls = fileio.os.fsync, []
+
+    def fsync_then_full(fd):
+        calls.append(fd)
+        if len(calls) > 1:  # the first checkpoint fits, the disk is full after it
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+    monkeypatch.setattr(fileio.os, "fsync", fsync_then_full)
+    with pytest.raises(OutputWriteError, match="No space left on device"):
+        list(_run(data, out, updates=20, checkpoint_every=5))
+    ckpt = checkpoint_path_for(out)
+    assert load_training_state(ckpt)[1]["update"] == 5  # the last good checkpoint
+    assert sorted(p.name for p in tmp_path.iterdir()) == [ckpt.name]  # no temporary file, no model

@@ -136,8 +136,8 @@ def _cluster_plan(ray, *, device: str, workers: int | None, threads: int | None)
         raise ConfigError(f"--threads must be >= 1, got {threads}")
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
-    # One thread per CPU worker: decoding is single-threaded and the network scales no better
-    # than linearly, so many one-thread models beat few wide ones (bench/ray_predict.py).
+    # One thread per CPU worker: decoding is single-threaded, and a second torch thread per model
+    # gained nothing in bench/ray_predict.py, so many one-thread models beat few wide ones.
     threads = threads or 1
     if threads > max(cpus, 1):
         raise ConfigError(f"--threads {threads} is more than the Ray cluster's {cpus} CPUs: no worker could start")
@@ -195,7 +195,8 @@ def predict_files_on_ray(model_path: str | os.PathLike, files: Sequence[str | os
     one model each (default: one per GPU of the cluster, else one per ``threads`` CPUs);
     ``threads``: torch threads per worker (default 1). Outputs and manifests are those of
     ``predict_files`` with the same arguments; files already done are skipped (see module).
-    Closing the generator, Ctrl+C or SIGTERM cancel the files in flight and record the rest.
+    Closing the generator, Ctrl+C or SIGTERM give the files in flight CANCEL_GRACE_S to finish,
+    record every finished file and stop the workers.
     ``worker_class``: the actor, FilePredictor or a subclass of it.
     """
     plan = prepare_outputs(files, fmt=fmt, out_dir=out_dir, overwrite=overwrite)
@@ -308,7 +309,7 @@ def cluster_predict_command(args, model_path: Path) -> int:
     if not files:
         raise EngineError("no audio files to predict")
     info = export_info(model, threshold=args.threshold, tta=args.tta)
-    config = PredictConfig(**({"precision": args.precision} if getattr(args, "precision", None) else {}))
+    config = PredictConfig(precision=args.precision)  # "auto" is resolved by each worker for its device
     run = predict_files_on_ray(model_path, files, fmt=args.format, out_dir=args.out, info=info, config=config,
                                overwrite=args.overwrite, address=args.ray_address, workers=args.workers,
                                threads=args.threads, device=args.device)

@@ -18,6 +18,14 @@ from engine.datasets import TrackData
 from engine.errors import DatasetError
 
 
+def _to_device(indices: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Sampler indices (on the CPU) to ``device``; to a GPU through pinned memory, without
+    waiting for the GPU's queue (a plain copy from pageable memory would be a host sync per step)."""
+    if device.type != "cuda":
+        return indices.to(device)
+    return indices.pin_memory().to(device, non_blocking=True)
+
+
 def _too_short(model: VoiceModel) -> DatasetError:
     length = model.model_config.excerpt_frames
     return DatasetError(f"no training file is at least one excerpt long ({length} frames, "
@@ -47,7 +55,7 @@ class ExcerptBatches:
         self.centre = model.model_config.context_frames
 
     def batch(self, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        starts = starts.to(self.frames.device)
+        starts = _to_device(starts, self.frames.device)
         excerpts = self.frames[starts[:, None] + self.offsets[None, :]]   # [B, 115, n_mels]
         excerpts = excerpts.unsqueeze(1).contiguous(memory_format=torch.channels_last)
         return excerpts, self.targets[starts + self.centre]
@@ -94,7 +102,7 @@ class AugmentedBatches:
 
     def batch(self, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         device = self.linear.device
-        centres = starts.to(device) + self.context
+        centres = _to_device(starts, device) + self.context
         source = self.linear[centres[:, None] + self.source_offsets[None, :]]    # [B, 165, n_bins]
         mels = self.model.features.n_mels
         draw = draw_augmentations(self.augment, len(starts), generator=self.generator,

@@ -70,6 +70,13 @@ def mel_filterbank(config: FeatureConfig = DEFAULT_FEATURES) -> np.ndarray:
 
 def mel_filterbank_tensor(config: FeatureConfig, device: torch.device | str = "cpu",
                           dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The filterbank as a tensor, made once per device and dtype: a copy to a GPU at every
+    training step would wait for the GPU each time. Shared: never modify it in place."""
+    return _filterbank_tensor_cached(config, torch.device(device), dtype)
+
+
+@functools.lru_cache(maxsize=16)
+def _filterbank_tensor_cached(config: FeatureConfig, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     return torch.tensor(mel_filterbank(config), dtype=dtype, device=device)
 
 

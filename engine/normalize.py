@@ -37,9 +37,18 @@ class Normalization:
 
     def apply(self, log_mel: torch.Tensor) -> torch.Tensor:
         """Standardize ``[..., frames, n_mels]`` on the tensor's device."""
-        mean = torch.as_tensor(self.mean, device=log_mel.device, dtype=log_mel.dtype)
-        std = torch.as_tensor(self.std, device=log_mel.device, dtype=log_mel.dtype)
+        mean, std = self._tensors(log_mel.device, log_mel.dtype)
         return (log_mel - mean) / std
+
+    def _tensors(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and std as tensors, made once per device and dtype (a copy to a GPU at every
+        training step would wait for the GPU each time)."""
+        cache = self.__dict__.setdefault("_tensor_cache", {})
+        key = (device, dtype)
+        if key not in cache:
+            cache[key] = (torch.as_tensor(self.mean, device=device, dtype=dtype),
+                          torch.as_tensor(self.std, device=device, dtype=dtype))
+        return cache[key]
 
     def silence(self, config: FeatureConfig) -> np.ndarray:
         """The standardized value of digital silence per band: (ln 1e-7 - mean) / std."""

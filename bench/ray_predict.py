@@ -1,10 +1,11 @@
 """Throughput of folder prediction: plain `predict` against Ray with 1 and 2 workers (the README's table).
 
-Run: python bench/ray_predict.py [--copies 8] [--configs plain,1x1,1x2,2x1] [--json]
+Run: python bench/ray_predict.py [--copies 8] [--configs plain,plain1,1x1,1x2,2x1] [--json]
 
 Copies the bundled demo clips (3 x 30 s) ``--copies`` times into a temporary folder and predicts
-them with the bundled model: in this process (``predict_files``, torch's default threads), then
-on a fresh local Ray instance per setting WORKERSxTHREADS. "steady" is the audio after the first
+them with the bundled model: in this process (``predict_files``; "plain" with torch's default
+threads, "plainN" with N), then on a fresh local Ray instance per setting WORKERSxTHREADS.
+"steady" is the audio after the first
 finished file over the time from that file to the last (start-up excluded); "total" is all the
 audio over the whole call, including Ray's start and the workers' model loading. Outputs are
 checked to be identical to plain predict's.
@@ -77,12 +78,16 @@ class Clock:
                 "total_s": time.perf_counter() - self.start}
 
 
-def run_plain(model, files, out: Path, info, config) -> dict:
+def run_plain(model, files, out: Path, info, config, threads: int | None) -> dict:
+    default = torch.get_num_threads()
+    torch.set_num_threads(threads or default)
     clock = Clock()
     for record in predict_files(model, files, fmt="lab", out_dir=out, info=info, config=config):
         if isinstance(record, FileOutcome) and record.ok:
             clock.file_done(record.duration_s)
-    return clock.row(f"plain predict ({torch.get_num_threads()} threads)", 1)
+    row = clock.row(f"plain predict ({torch.get_num_threads()} threads)", 1)
+    torch.set_num_threads(default)
+    return row
 
 
 def run_ray(model_path, files, out: Path, info, config, workers: int, threads: int) -> dict:
@@ -97,8 +102,9 @@ def run_ray(model_path, files, out: Path, info, config, workers: int, threads: i
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=8, help="copies of the 3 demo clips (default 8: 12 min)")
-    parser.add_argument("--configs", default="plain,1x1,1x2,2x1",
-                        help="comma-separated: plain, or WORKERSxTHREADS for Ray (default plain,1x1,1x2,2x1)")
+    parser.add_argument("--configs", default="plain,plain1,1x1,1x2,2x1",
+                        help="comma-separated: plain (plainN: N threads), or WORKERSxTHREADS for Ray "
+                             "(default plain,plain1,1x1,1x2,2x1)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     model_path = bundled_model_path()
@@ -110,8 +116,8 @@ def main() -> int:
         reference = None
         for setting in args.configs.split(","):
             out = Path(tmp) / f"out-{setting}"
-            if setting == "plain":
-                row = run_plain(model, files, out, info, config)
+            if setting.startswith("plain"):
+                row = run_plain(model, files, out, info, config, int(setting[5:] or 0) or None)
             else:
                 workers, threads = (int(x) for x in setting.split("x"))
                 row = run_ray(model_path, files, out, info, config, workers, threads)

@@ -147,7 +147,10 @@ def augment_excerpts(linear: torch.Tensor, draw: AugmentDraw, *, config: Augment
     if config.max_filter_db:
         freqs = torch.arange(out_bins, device=x.device, dtype=x.dtype) * features.bin_hz
         x = apply_gain_db(x, filter_response_db(draw, freqs))
-    if config.mix_probability and partners is not None and bool((draw.mix_partner >= 0).any()):
+    # Skipping the mix when nobody is mixed saves work on a CPU; on a GPU the test itself would be
+    # a host sync, and mixing with f = 0 gives A exactly ((1 - 0) A + 0 B), so always mix there.
+    if config.mix_probability and partners is not None and (
+            x.device.type != "cpu" or bool((draw.mix_partner >= 0).any())):
         x = apply_mix(x, partners[:, :, :out_bins].to(x), draw.mix_fraction)
     x = normalization.apply(log_compress(linear_to_mel(x, features), features))
     if config.dropout_probability:

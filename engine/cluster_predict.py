@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -75,9 +76,13 @@ class FilePredictor:
     def ready(self) -> str:
         return f"{os.uname().nodename} pid {os.getpid()}"
 
-    def predict(self, source: Path, target: Path, replace: bool) -> FileOutcome:
-        return predict_one(self.model, source, target, fmt=self.fmt, info=self.info, config=self.config,
-                           replace=replace)
+    def predict(self, source: Path, target: Path, replace: bool) -> tuple[FileOutcome, list[tuple[type, str]]]:
+        """The outcome, and the warnings on the way (a truncated file...) for the driver to show."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            outcome = predict_one(self.model, source, target, fmt=self.fmt, info=self.info, config=self.config,
+                                  replace=replace)
+        return outcome, [(w.category, str(w.message)) for w in caught]
 
 
 def finished_files(plan: OutputPlan, *, fmt: str, info: ExportInfo) -> set[int]:
@@ -254,7 +259,12 @@ def predict_files_on_ray(model_path: str | os.PathLike, files: Sequence[str | os
                     pending[actor.predict.remote(plan.sources[nxt], target,
                                                  plan.may_write(target, overwrite=overwrite))] = (actor, nxt)
                 if index is not None:
-                    outcome = result if error is None else FileOutcome(0, 0, plan.sources[index], error=error)
+                    if error is None:
+                        outcome, notes = result
+                        for category, message in notes:  # as plain predict would have warned
+                            warnings.warn(message, category, stacklevel=2)
+                    else:
+                        outcome = FileOutcome(0, 0, plan.sources[index], error=error)
                     outcome = dataclasses.replace(outcome, done=len(recorder.outcomes) + 1,
                                                   total=len(plan.sources) - len(skipped))
                     recorder.add(index, outcome)

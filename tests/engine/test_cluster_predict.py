@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from engine.audio import AudioWarning
 from engine.batch_predict import BatchDone, FileOutcome, export_info, find_audio_files, plan_outputs, predict_files
 from engine.checkpoint import VoiceModel, load_model, save_model
 from engine.cli import main
@@ -42,11 +43,12 @@ def model_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def songs(tmp_path_factory):
-    """Three short songs in a tree and one corrupt file."""
+    """Three short songs in a tree (one truncated: it warns) and one corrupt file."""
     root = tmp_path_factory.mktemp("songs")
     write_song(root / "a.wav", 3.0, [(0.5, 2.0)], seed=1)
     write_song(root / "sub" / "b.flac", 4.0, [(1.0, 3.0)], seed=2)
-    write_song(root / "sub" / "deeper" / "c.wav", 3.0, [], seed=3)
+    truncated = write_song(root / "sub" / "deeper" / "c.flac", 6.0, [(1.0, 2.0)], seed=3)
+    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
     (root / "broken.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEnot really audio" * 20)
     return root
 
@@ -86,11 +88,14 @@ def test_ray_gives_plain_predicts_outputs_and_manifest_and_a_rerun_skips_the_don
     model = load_model(model_path)
     info = export_info(model)
     files, _ = find_audio_files([songs])
-    list(predict_files(model, files, fmt="lab", out_dir=tmp_path / "plain", info=info, config=FP32))
+    truncated = "c.flac: unreadable after"
+    with pytest.warns(AudioWarning, match=truncated):
+        list(predict_files(model, files, fmt="lab", out_dir=tmp_path / "plain", info=info, config=FP32))
 
     out = tmp_path / "ray"
-    records = list(predict_files_on_ray(model_path, files, fmt="lab", out_dir=out, info=info, config=FP32,
-                                        address="local", workers=2))
+    with pytest.warns(AudioWarning, match=truncated):  # raised in a worker, shown here
+        records = list(predict_files_on_ray(model_path, files, fmt="lab", out_dir=out, info=info, config=FP32,
+                                            address="local", workers=2))
     start, outcomes, done = records[0], records[1:-1], records[-1]
     assert isinstance(start, ClusterStart) and (start.total, start.skipped, start.workers) == (4, 0, 2)
     assert all(isinstance(o, FileOutcome) for o in outcomes) and isinstance(done, BatchDone)

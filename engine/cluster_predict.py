@@ -293,7 +293,7 @@ def _stop_in_flight(ray, pending: dict, recorder: _ManifestRecorder, plan: Outpu
     for ref in finished:
         index = pending.pop(ref)[1]
         try:
-            outcome = ray.get(ref)
+            outcome, _ = ray.get(ref)  # its warnings are dropped: the run is being stopped
         except Exception:  # noqa: BLE001 - a failure in flight is simply not recorded
             continue
         recorder.outcomes[index] = dataclasses.replace(outcome, done=len(recorder.outcomes) + 1)

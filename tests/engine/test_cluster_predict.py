@@ -19,7 +19,7 @@ from engine.batch_predict import BatchDone, FileOutcome, export_info, find_audio
 from engine.checkpoint import VoiceModel, load_model, save_model
 from engine.cli import main
 from engine.cluster_predict import (CANCEL_GRACE_S, ClusterStart, FilePredictor, _cluster_plan, _ManifestRecorder,
-                                    finished_files, predict_files_on_ray)
+                                    _stop_in_flight, finished_files, predict_files_on_ray)
 from engine.config import ModelConfig, PredictConfig
 from engine.errors import ClusterError, ConfigError
 from engine.export import MANIFEST_NAME
@@ -227,3 +227,21 @@ def test_the_manifest_is_written_as_results_arrive_in_input_order(model_path, so
     recorder.write()
     assert [Path(e["source"]).name for e in json.loads((out / MANIFEST_NAME).read_text())["files"]] == \
         ["a.wav", "b.flac"]
+
+
+def test_stopping_records_the_files_that_finish_within_the_grace_time(model_path, songs, tmp_path):
+    model = load_model(model_path)
+    info = export_info(model)
+    files = [songs / "a.wav", songs / "sub" / "b.flac"]
+    plan = plan_outputs(files, fmt="lab", out_dir=tmp_path / "out")
+    finished = FileOutcome(0, 2, files[0], plan.targets[0], 3.0, 0.5)
+    plan.targets[0].parent.mkdir()
+    plan.targets[0].write_text("0.000000 3.000000 nosing\n")
+    (tmp_path / "out" / ".b.pred.a1b2c3d4.tmp.lab").write_text("half")  # a killed write's temporary
+    fake_ray = SimpleNamespace(wait=lambda refs, num_returns, timeout: (["done"], ["running"]),
+                               get=lambda ref: (finished, [("UserWarning", "dropped")]))
+    pending = {"done": ("actor", 0), "running": ("actor", 1), "starting": ("actor", None)}
+    recorder = _ManifestRecorder(plan, fmt="lab", info=info)
+    _stop_in_flight(fake_ray, pending, recorder, plan)
+    assert list(recorder.outcomes) == [0] and recorder.dirty
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.pred.lab"]

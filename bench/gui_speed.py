@@ -60,6 +60,10 @@ def measure(minutes: float, model: Path | None = None) -> dict:
     results["process_start_to_drawn_demo_s"] = time.perf_counter() - PROCESS_START
     results["window_to_drawn_demo_s"] = time.perf_counter() - start
     results["model"] = window.model.name if window.model else None
+    if window.model:  # what Model > Precision resolved to for the open file's prediction
+        from engine.precision import choose_precision
+        from svgui.settings import precision
+        results["precision"] = choose_precision(precision(window.settings), window.model.device).precision
 
     with tempfile.TemporaryDirectory() as tmp:
         song = Path(tmp) / "long.flac"
@@ -124,9 +128,15 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--memory-hours", type=float, default=1.0)
     parser.add_argument("--model", type=Path, help="model file (default: the bundled one)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                        help="Model > Precision for the run (default auto)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as settings_dir:
         os.environ.setdefault("SVGUI_SETTINGS_DIR", settings_dir)
+        from svgui.settings import make_settings, set_precision
+        settings = make_settings()
+        set_precision(settings, args.precision)
+        settings.sync()
         results = measure(args.minutes, args.model)
         if args.memory_hours > 0:
             results["peak_rss_mb_with_file_open"] = memory_with_file(args.memory_hours, args.model)

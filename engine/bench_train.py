@@ -54,7 +54,8 @@ def _time_updates(model: VoiceModel, batches, n_updates: int, precision: str = "
     return (time.perf_counter() - start) / n_updates
 
 
-def run_training_benchmark(*, n_updates: int = 10, device: str | None = None, precision: str | None = None) -> dict:
+def run_training_benchmark(*, n_updates: int = 10, device: str | None = None, precision: str | None = None,
+                           rounds: int = 3, batch_repeats: int = 20, track_s: float = 60.0) -> dict:
     """Seconds per update without and with the paper's augmentation, and per augmented batch.
 
     ``ms_per_update_*`` include the paper's augmentation (what a real training step costs);
@@ -64,7 +65,7 @@ def run_training_benchmark(*, n_updates: int = 10, device: str | None = None, pr
     torch_device = pick_device(device)
     auto = choose_precision("auto", torch_device, workload="train").precision
     compared = choose_precision(precision or "auto", torch_device, workload="train").precision
-    tracks = _synthetic_tracks(60.0, features)
+    tracks = _synthetic_tracks(track_s, features)
     model = VoiceModel.create(normalization=compute_normalization(t.log_mel for t in tracks))
     model.network.to(torch_device)
     paper = AugmentConfig.paper()
@@ -72,7 +73,7 @@ def run_training_benchmark(*, n_updates: int = 10, device: str | None = None, pr
     augmented = AugmentedBatches(tracks, model, torch_device, 0.02, 0.98, augment=paper, seed=1)
     # Alternate the two kinds so that machine noise hits both alike; keep the best round.
     plain_s, augmented_s, compared_s = [], [], []
-    for _ in range(3):
+    for _ in range(rounds):
         plain_s.append(_time_updates(model, plain, n_updates))
         augmented_s.append(_time_updates(model, augmented, n_updates))
         if compared != "fp32":  # emulated bf16 is slow: fewer updates suffice
@@ -86,9 +87,9 @@ def run_training_benchmark(*, n_updates: int = 10, device: str | None = None, pr
         augment_excerpts(source, draw, config=paper, features=features, normalization=model.normalization)
     augment_batch()
     start = time.perf_counter()
-    for _ in range(20):
+    for _ in range(batch_repeats):
         augment_batch()
-    augment_s = (time.perf_counter() - start) / 20
+    augment_s = (time.perf_counter() - start) / batch_repeats
     # A whole augmented batch as training builds it: gather, draw, warp, filter, mel, log, standardize.
     starts_generator = torch.Generator().manual_seed(0)
 
@@ -96,11 +97,11 @@ def run_training_benchmark(*, n_updates: int = 10, device: str | None = None, pr
         augmented.batch(augmented.starts[torch.randint(len(augmented.starts), (32,), generator=starts_generator)])
     build_batch()
     start = time.perf_counter()
-    for _ in range(20):
+    for _ in range(batch_repeats):
         build_batch()
     if torch_device.type == "cuda":
         torch.cuda.synchronize()
-    batch_s = (time.perf_counter() - start) / 20
+    batch_s = (time.perf_counter() - start) / batch_repeats
     return {"device": str(torch_device), "update_s_plain": min(plain_s), "update_s_paper_augmentation": min(augmented_s),
             "augmentation_overhead": min(augmented_s) / min(plain_s) - 1, "augment_batch32_s": augment_s,
             "updates_per_s_plain": 1 / min(plain_s), "updates_per_s_augmented": 1 / min(augmented_s),

@@ -149,3 +149,24 @@ def test_cli_predict_and_evaluate_take_a_precision(tmp_path, capsys, cpu_with):
     assert json.loads(capsys.readouterr().out)["precision"] == "fp32"
     with pytest.raises(SystemExit):
         main(["predict", str(song), "--out", str(tmp_path / "out"), "--precision", "fp64"])
+
+
+def test_bench_reports_both_precisions_and_the_cpu_features(cpu_with):
+    from engine.bench import format_report, run_speed_benchmark
+    from engine.bench_train import format_training_report, run_training_benchmark
+
+    cpu_with(False)
+    report = run_speed_benchmark(seconds=2.0, excerpt_seconds=0.5)
+    assert report["precision_auto"] == report["precision_compared"] == "fp32"
+    for key in ("fcn_prediction_x_realtime", "fcn_tta5_prediction_x_realtime", "fcn_prediction_fp32_x_realtime",
+                "fcn_prediction_auto_x_realtime", "fcn_tta5_prediction_auto_x_realtime"):
+        assert report[key] > 0, key
+    assert "native_bf16" in report["machine"]["cpu_features"]
+    assert "cpu features:" in format_report(report) and "auto picks fp32" in format_report(report)
+    training = run_training_benchmark(n_updates=1, rounds=1, batch_repeats=2, track_s=10.0)
+    for key in ("ms_per_update_fp32", "ms_per_update_auto", "augmentation_ms_per_batch", "update_s_plain",
+                "augment_batch32_s"):
+        assert training[key] > 0, key
+    assert 0 < training["augmentation_share_of_update_auto"] < 1
+    assert "fp32" in format_training_report(training)
+

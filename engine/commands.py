@@ -118,7 +118,7 @@ def _show_precision(requested: str, device, workload: str) -> str:
     choice = choose_precision(requested, device, workload=workload)
     if not choice.native:
         print(f"warning: {choice.note}", file=sys.stderr)
-    else:
+    elif choice.precision != "fp32":  # plain fp32, the exact reference, goes without saying
         print(f"precision: {choice.note}", file=sys.stderr)
     return choice.precision
 

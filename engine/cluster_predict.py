@@ -9,7 +9,7 @@ the manifests end up the same apart from timestamps. On top of that it
   format and settings is skipped (``finished_files``);
 - records progress as it goes: the manifest is rewritten as results arrive (atomically, and
   less often as it grows, so its writing costs at most ~10 % of the run), and once more on
-  Ctrl+C or SIGTERM, which cancel the files in flight;
+  Ctrl+C or SIGTERM, which give the files in flight CANCEL_GRACE_S to finish and stop the workers;
 - lists a file that fails, a worker that dies on it included, and goes on with the others.
 
 Every node must see the audio and the output folder at the same paths (a shared filesystem);
@@ -219,8 +219,8 @@ def predict_files_on_ray(model_path: str | os.PathLike, files: Sequence[str | os
         if not todo:
             yield BatchDone((), tuple(recorder.write()), cancelled=False)
             return
-        actor_class = ray.remote(worker_class).options(num_cpus=request["num_cpus"],
-                                                         num_gpus=request["num_gpus"], max_restarts=0)
+        actor_class = ray.remote(worker_class).options(num_cpus=request["num_cpus"], num_gpus=request["num_gpus"],
+                                                       max_restarts=0)
         model_ref = ray.put(model_path.read_bytes())
 
         def new_worker():

@@ -1,6 +1,8 @@
 """Precision setting: auto's choice (native support, calibration, its cache), each path runs and is
 recorded, bf16 agrees with fp32 on the demo song."""
 
+import dataclasses
+import hashlib
 import json
 
 import numpy as np
@@ -11,10 +13,11 @@ from engine import precision as precision_module
 from engine.checkpoint import load_model
 from engine.cli import main
 from engine.cache import SpectrogramCache
-from engine.config import FeatureConfig, ModelConfig, PredictConfig, TrainConfig
+from engine.config import FeatureConfig, ModelConfig, PredictConfig, TrainConfig, config_to_dict
 from engine.datasets import find_tracks, load_tracks
 from engine.errors import ConfigError
 from engine.evaluate import smooth_probabilities
+from engine.experiments.plan import plan_from_dict
 from engine.precision import calibration_cache_path, choose_precision, cpu_features, time_workload
 from engine.predict import predict_file
 from engine.resources import bundled_model_path
@@ -170,3 +173,18 @@ def test_bench_reports_both_precisions_and_the_cpu_features(cpu_with):
     assert 0 < training["augmentation_share_of_update_auto"] < 1
     assert "fp32" in format_training_report(training)
 
+
+
+def test_a_studys_fingerprint_ignores_auto_and_follows_an_explicit_precision(tmp_path):
+    plan = plan_from_dict({"data": {"path": str(tmp_path / "music")}, "train": {"updates": 10}})
+    run = plan.runs()[0]
+    assert plan.train.precision == "auto"
+    as_before = dataclasses.replace(plan, train=dataclasses.replace(plan.train, precision="fp32"))
+    assert as_before.fingerprint(run) != plan.fingerprint(run)
+    # the fingerprint of "auto" is the one of a plan written before the field existed
+    payload = {"data": {k: str(v) if hasattr(v, "as_posix") else v for k, v in vars(plan.data).items()},
+               "train": {k: v for k, v in config_to_dict(plan.train).items() if k != "precision"},
+               "model": config_to_dict(plan.model), "augment": config_to_dict(run.variant.augment_config),
+               "seed": run.seed, "fold": run.fold, "test_modes": plan.test_modes(run.variant)}
+    old = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    assert plan.fingerprint(run) == old

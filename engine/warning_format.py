@@ -12,7 +12,15 @@ def format_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Print through tqdm, so that a warning raised under a progress bar gets a line of its own."""
+    """Print through tqdm, so that a warning raised under a progress bar gets a line of its own.
+
+    Inside ``warnings.catch_warnings(record=True)`` (tests, the app's label loading) the warning
+    is recorded as usual, not printed.
+    """
+    recorder = getattr(warnings, "_showwarnmsg_impl", None)
+    if recorder is not None and getattr(recorder, "__name__", "") != "_showwarnmsg_impl":
+        recorder(warnings.WarningMessage(message, category, filename, lineno, file, line))
+        return
     stream = file if file is not None else sys.stderr
     text = format_warning(message, category, filename, lineno, line)
     try:

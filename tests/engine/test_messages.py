@@ -8,6 +8,7 @@ import pickle
 import struct
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -59,3 +60,19 @@ def test_a_safetensors_header_length_starting_with_0x80_is_not_called_a_pickle(t
     pickled.write_bytes(pickle.dumps({"weights": [1.0]}, protocol=2))
     with pytest.raises(ModelFileError, match="a pickled PyTorch file"):
         read_header(pickled)
+
+
+def test_plain_warnings_leave_recording_warnings_alone(monkeypatch, capsys):
+    from engine.warning_format import use_plain_warnings
+
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        use_plain_warnings()
+        warnings.warn("recorded, not printed")
+    assert [str(w.message) for w in caught] == ["recorded, not printed"]
+    assert capsys.readouterr().err == ""
+    code = "import warnings; from engine.warning_format import use_plain_warnings as u; u(); warnings.warn('printed')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stderr == "warning: printed\n"

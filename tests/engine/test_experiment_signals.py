@@ -49,9 +49,10 @@ def test_sigterm_in_the_study_process_keeps_the_checkpoint_and_the_next_call_con
         if event.kind == "progress" and event.progress.update == 3:
             os.kill(os.getpid(), signal.SIGTERM)  # what a cluster scheduler sends
     out = songs / "interrupted"
+    before = signal.getsignal(signal.SIGTERM)  # not always the default: Ray installs its own
     with pytest.raises(Terminated):
         run_study(plan, out, threads=1, on_event=stop_at_update_3)
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone again
+    assert signal.getsignal(signal.SIGTERM) is before  # the previous handler is back
     work = StudyStore(out).run_dir(run) / f"training-{plan.fingerprint(run)}"
     checkpoint = checkpoint_path_for(work / "model.safetensors")
     assert load_training_state(checkpoint)[1]["update"] == 3
@@ -80,6 +81,7 @@ def test_sigterm_to_a_worker_process_saves_its_checkpoint_and_is_recorded(songs,
         while not checkpoint.is_file():
             assert time.monotonic() < deadline
             time.sleep(0.1)
+        time.sleep(2.0)  # updates of a few milliseconds: well past update 50 by now
         (worker,) = multiprocessing.active_children()
         os.kill(worker.pid, signal.SIGTERM)
 

@@ -249,7 +249,7 @@ class MainWindow(QMainWindow):
         if label is not None:
             self._load_labels(label)
         found = self.document.find_autosave()
-        if found is not None and ask_recover_autosave(self, found):
+        if found is not None and ask_recover_autosave(self, found, self.document.default_label_path().name):
             self.document.recover_autosave()
         self.files.mark_current(decoded.path)
         self.player.set_source(decoded.path)

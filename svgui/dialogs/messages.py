@@ -99,10 +99,11 @@ def ask_save_changes(parent: QWidget | None, name: str) -> str:
             QMessageBox.StandardButton.Discard: DISCARD}.get(QMessageBox.StandardButton(reply), CANCEL)
 
 
-def ask_recover_autosave(parent: QWidget | None, path: str | os.PathLike) -> bool:
-    """Whether to load the autosaved annotations found at ``path`` (left after a crash)."""
+def ask_recover_autosave(parent: QWidget | None, path: str | os.PathLike, label_name: str | None = None) -> bool:
+    """Whether to load the autosaved annotations found at ``path`` (left after a crash) for ``label_name``."""
     path = Path(path)
-    text = f"Unsaved annotations from an earlier session were found for {path.name.split('.svgui-autosave')[0]}."
+    name = label_name or path.name.split(".svgui-autosave")[0]
+    text = f"Unsaved annotations from an earlier session were found for {name}."
     informative = (f"Recover them? They are loaded as an edit you can undo.\nAutosave file: {path}")
     return ask_yes_no(parent, "recover_autosave", "Recover annotations", text, informative, yes="Recover",
                       no="Ignore", default_answer=False)

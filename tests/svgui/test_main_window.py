@@ -257,6 +257,8 @@ def test_autosave_of_a_read_only_label_folder_goes_to_the_user_data_folder(qtbot
     qtbot.addWidget(second)
     open_and_wait(qtbot, second, demo)
     assert second.document.annotations == edited
+    asked = [m for m in messages.recorded if m.kind == "recover_autosave"]
+    assert asked[-1].text.endswith(f"found for {DEMO}.lab.") and str(where) in asked[-1].informative
     second.document.undo_stack.setClean()
     second.workers.stop_all()
 

@@ -29,6 +29,7 @@ MAX_SAMPLE_RATE = 192_000
 MAX_MEDIAN_FRAMES = 10_000        # 143 s at 70 frames per second
 MAX_THRESHOLDS = 10_000
 MAX_COLLAR_S = 10.0
+MAX_BATCH_SIZE = 65_536           # of a checkpoint's training settings (7 GB of excerpts on a GPU)
 
 
 def _bound(path: Any, what: str, value: float, low: float, high: float) -> None:
@@ -49,6 +50,10 @@ def check_eval_bounds(path: Any, eval_config: EvalConfig) -> None:
     _bound(path, "eval.median_frames", eval_config.median_frames, 1, MAX_MEDIAN_FRAMES)
     _bound(path, "the number of eval.thresholds", len(eval_config.thresholds), 1, MAX_THRESHOLDS)
     _bound(path, "eval.collar_s", eval_config.collar_s, 0, MAX_COLLAR_S)
+
+
+def check_batch_size_bound(path: Any, batch_size: int) -> None:
+    _bound(path, "the checkpoint's batch_size", batch_size, 1, MAX_BATCH_SIZE)
 
 
 def expected_shapes(path: Any, model_config: ModelConfig, n_mels: int) -> dict[str, tuple[int, ...]]:

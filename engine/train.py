@@ -33,6 +33,7 @@ from engine.datasets import TrackData
 from engine.devices import pick_device
 from engine.errors import ConfigError, DatasetError, ModelFileError, TrainingDiverged
 from engine.evaluate import find_best_threshold
+from engine.model_limits import check_batch_size_bound
 from engine.normalize import compute_normalization
 from engine.precision import autocast, choose_precision
 from engine.predict import predict_linear
@@ -148,6 +149,7 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
         model = load_model(resume_from, device=torch_device)
         state, info = load_training_state(resume_from)
         config = config_from_dict(TrainConfig, {**info["config"], "updates": config.updates})
+        check_batch_size_bound(resume_from, config.batch_size)  # a crafted checkpoint must not ask for gigabytes
         augment = config_from_dict(AugmentConfig, info.get("augment") or {})
         start_update, elapsed_before = int(info["update"]), float(info["elapsed_s"])
         features, eval_config = model.features, model.eval_config

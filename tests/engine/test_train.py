@@ -1,5 +1,6 @@
 """Training (SPEC §4): a real short run on synthesized songs, cancel, resume, divergence."""
 
+import json
 import math
 import re
 from pathlib import Path
@@ -264,3 +265,21 @@ def test_a_full_disk_at_a_checkpoint_stops_with_a_clean_error_and_keeps_the_last
     ckpt = checkpoint_path_for(out)
     assert load_training_state(ckpt)[1]["update"] == 5  # the last good checkpoint
     assert sorted(p.name for p in tmp_path.iterdir()) == [ckpt.name]  # no temporary file, no model
+
+
+def test_a_checkpoint_asking_for_a_huge_batch_is_refused(data, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from engine.errors import ModelFileError
+    out = tmp_path / "m.safetensors"
+    _cancelled_run(data, out)
+    ckpt = checkpoint_path_for(out)
+    with safe_open(str(ckpt), framework="pt") as handle:
+        meta = dict(handle.metadata())
+    header = json.loads(meta["svgui"])
+    header["training"]["config"]["batch_size"] = 10**9
+    meta["svgui"] = json.dumps(header)
+    save_file(load_file(str(ckpt)), str(ckpt), metadata=meta)
+    with pytest.raises(ModelFileError, match="batch_size = 1000000000 is outside"):
+        next(train(train_data=data[0], out_path=out, resume_from=ckpt, config=TrainConfig(updates=20)))

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
+import threading
 from collections.abc import Iterator
 
 from engine.errors import ClusterError, ConfigError
@@ -47,7 +49,8 @@ def ray_connection(address: str) -> Iterator:
     machine (all its cores), "auto" finds a running one, HOST:PORT is a cluster's head.
 
     A Ray already initialised in this process is reused and left running; one started here is
-    shut down on exit.
+    shut down on exit, and the SIGTERM handler that ``ray.init`` replaces (with ``sys.exit``) is
+    put back.
     """
     probe_address(address)
     try:
@@ -55,6 +58,7 @@ def ray_connection(address: str) -> Iterator:
     except ImportError:
         raise ConfigError(f"--ray-address needs Ray. {RAY_HINT}") from None
     started_here = not ray.is_initialized()
+    sigterm_handler = signal.getsignal(signal.SIGTERM)
     if started_here:
         try:
             if address == "local":
@@ -69,3 +73,5 @@ def ray_connection(address: str) -> Iterator:
     finally:
         if started_here:
             ray.shutdown()
+            if threading.current_thread() is threading.main_thread() and sigterm_handler is not None:
+                signal.signal(signal.SIGTERM, sigterm_handler)

@@ -56,9 +56,11 @@ def songs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def local_ray():
     ray = pytest.importorskip("ray")
+    sigterm_handler = signal.getsignal(signal.SIGTERM)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
+    signal.signal(signal.SIGTERM, sigterm_handler)  # ray.init's sys.exit handler must not leak into later tests
 
 
 def free_port() -> int:

@@ -133,25 +133,31 @@ def voiced_intervals(segments: list[Segment], *, label_format: str = "lab",
     if any(start < 0 for start, _ in voiced):
         problems.append("negative start times were moved to 0")
         voiced = [(max(0.0, a), max(0.0, b)) for a, b in voiced]
-    voiced.sort()
-    merged: list[list[float]] = []
-    overlapped = False
-    for start, end in voiced:
-        if end <= start:
-            continue
-        if merged and start <= merged[-1][1]:
-            overlapped |= start < merged[-1][1]
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    if overlapped:
+    voiced = sorted((a, b) for a, b in voiced if b > a)
+    # sorted by start, any overlap shows between neighbours (touching ones merge silently)
+    if any(start < end for (_, end), (start, _) in zip(voiced, voiced[1:])):
         problems.append("overlapping voiced segments were merged")
+    merged = merge_intervals(voiced)
     if duration_s is not None and merged and merged[-1][1] > duration_s + TIME_TOLERANCE_S:
         problems.append(f"segments past the end of the audio ({duration_s:.3f} s) were cut")
-        merged = [[a, min(b, duration_s)] for a, b in merged if a < duration_s]
+        merged = [(a, min(b, duration_s)) for a, b in merged if a < duration_s]
     if problems:
         warnings.warn(f"{source}: " + "; ".join(problems), LabelWarning, stacklevel=2)
-    return [(a, b) for a, b in merged]
+    return merged
+
+
+def merge_intervals(intervals: list[Interval], *, tolerance_s: float = 0.0) -> list[Interval]:
+    """Sorted union of ``intervals``: those meeting within ``tolerance_s`` become one, ones no longer
+    than ``tolerance_s`` are dropped. Label files merge exactly (0); GUI edits allow float fuzz."""
+    out: list[list[float]] = []
+    for start, end in sorted(intervals):
+        if end - start <= tolerance_s:
+            continue
+        if out and start <= out[-1][1] + tolerance_s:
+            out[-1][1] = max(out[-1][1], end)
+        else:
+            out.append([start, end])
+    return [(a, b) for a, b in out]
 
 
 def unknown_label_lines(segments: list[Segment], label_format: str) -> list[Segment]:

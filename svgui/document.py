@@ -20,28 +20,20 @@ from engine.config import EvalConfig, FeatureConfig
 from engine.errors import LabelFormatError, OverwriteRefused
 from engine.evaluate import Counts, count_errors, smooth_probabilities
 from engine.label_file import LabelFile, read_label_file, write_label_text
-from engine.labels import (Interval, intervals_to_targets, is_voiced, label_format_of, read_label_text,
-                           targets_to_intervals)
+from engine.labels import (Interval, intervals_to_targets, is_voiced, label_format_of, merge_intervals,
+                           read_label_text, targets_to_intervals)
 from svgui import autosave as autosaves
 
 AUTOSAVE_SUFFIX = autosaves.AUTOSAVE_SUFFIX
 SNAP_TOLERANCE_S = 0.05
+EDIT_TOLERANCE_S = 1e-9  # float fuzz of dragged edges: closer than this is touching / empty
 
 
 def normalize_intervals(intervals: list[Interval], duration_s: float | None = None) -> list[Interval]:
     """Sorted, merged, clipped to [0, duration] and non-empty (the shape annotations always have)."""
-    out: list[list[float]] = []
-    for start, end in sorted((min(a, b), max(a, b)) for a, b in intervals):
-        start = max(0.0, start)
-        if duration_s is not None:
-            end = min(end, duration_s)
-        if end - start <= 1e-9:
-            continue
-        if out and start <= out[-1][1] + 1e-9:
-            out[-1][1] = max(out[-1][1], end)
-        else:
-            out.append([start, end])
-    return [(a, b) for a, b in out]
+    clipped = [(max(0.0, min(a, b)), max(a, b) if duration_s is None else min(max(a, b), duration_s))
+               for a, b in intervals]
+    return merge_intervals(clipped, tolerance_s=EDIT_TOLERANCE_S)
 
 
 class SetAnnotations(QUndoCommand):
@@ -176,7 +168,7 @@ class Document(QObject):
                 parts = [(a, t - gap_s / 2), (t + gap_s / 2, b)]
                 # keep the two halves apart: normalize_intervals would merge touching ones
                 regions = self.annotations[:i] + parts + self.annotations[i + 1:]
-                after = [r for r in regions if r[1] - r[0] > 1e-9]
+                after = [r for r in regions if r[1] - r[0] > EDIT_TOLERANCE_S]
                 self.undo_stack.push(SetAnnotations(self, list(self.annotations), after, "Split region"))
                 return True
         return False

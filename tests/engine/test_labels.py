@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine.errors import EngineError, LabelFormatError
-from engine.labels import (LabelWarning, Segment, format_audacity, format_lab, intervals_to_targets,
+from engine.labels import (LabelWarning, Segment, format_audacity, format_lab, intervals_to_targets, merge_intervals,
                            is_voiced, label_format_of, read_segments, read_voiced_intervals,
                            targets_to_intervals, voiced_intervals, write_labels)
 
@@ -133,6 +133,12 @@ def test_overlapping_segments_are_merged_with_a_warning(tmp_path):
 def test_touching_segments_merge_silently():
     segments = [Segment(0, 1, "sing"), Segment(1, 2, "sing"), Segment(2, 3, "nosing")]
     assert _no_warnings(voiced_intervals, segments) == [(0.0, 2.0)]
+
+
+def test_merge_intervals_joins_within_the_tolerance_and_drops_shorter_ones():
+    intervals = [(2.0, 3.0), (0.0, 1.0), (1.0 + 1e-10, 1.5), (4.0, 4.0 + 1e-10)]
+    assert merge_intervals(intervals) == [(0.0, 1.0), (1.0 + 1e-10, 1.5), (2.0, 3.0), (4.0, 4.0 + 1e-10)]
+    assert merge_intervals(intervals, tolerance_s=1e-9) == [(0.0, 1.5), (2.0, 3.0)]
 
 
 def test_nosing_never_removes_voice():

@@ -20,7 +20,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as serialize
 
-from engine.config import EvalConfig, FeatureConfig, ModelConfig, config_from_dict, config_to_dict
+from engine.config import AugmentConfig, EvalConfig, FeatureConfig, ModelConfig, config_from_dict, config_to_dict
 from engine.errors import ConfigError, ModelFileError, OutputWriteError, OverwriteRefused
 from engine.fileio import atomic_open, ensure_writable_folder
 from engine.model import SingingVoiceCNN
@@ -222,6 +222,28 @@ def load_training_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor
     return {k[len("train."):]: v for k, v in tensors.items()}, header["training"]
 
 
+@dataclass(frozen=True)
+class ResumeSettings:
+    """What a training checkpoint keeps when it is resumed: its features and augmentation."""
+
+    features: FeatureConfig
+    augment: AugmentConfig
+    update: int  # updates done so far
+
+
+def training_augment(training: dict[str, Any]) -> AugmentConfig:
+    """The augmentation recorded in a checkpoint's ``training`` entry (none for older files)."""
+    return config_from_dict(AugmentConfig, training.get("augment") or {})
+
+
+def read_resume_settings(path: str | os.PathLike) -> ResumeSettings:
+    """A checkpoint's resume settings from its header only, before any data is read."""
+    header = read_header(path)
+    training = header.get("training") or {}
+    return ResumeSettings(features=config_from_dict(FeatureConfig, header["features"]),
+                          augment=training_augment(training), update=int(training.get("update", 0)))
+
+
 def check_model_output(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Make sure a model can be written to ``path`` without destroying anything; before long work.
 
@@ -322,5 +344,6 @@ def describe_model(path: str | os.PathLike) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["VoiceModel", "save_model", "load_model", "load_training_state", "read_header",
+__all__ = ["VoiceModel", "save_model", "load_model", "load_training_state", "read_header", "ResumeSettings",
+           "read_resume_settings", "training_augment",
            "describe_model", "file_sha256", "check_model_output", "checkpoint_run_id", "MODEL_SUFFIX"]

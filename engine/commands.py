@@ -41,7 +41,7 @@ def _format_validation(v) -> str:
 
 
 def train_command(args) -> int:
-    from engine.checkpoint import check_model_output, read_header
+    from engine.checkpoint import check_model_output, read_resume_settings
     from engine.config import FeatureConfig
     from engine.train import find_checkpoints, train
 
@@ -53,10 +53,8 @@ def train_command(args) -> int:
     device = pick_device(args.device)
     features = FeatureConfig()
     if args.resume is not None:
-        from engine.config import config_from_dict
-        header = read_header(args.resume)
-        features = config_from_dict(FeatureConfig, header["features"])
-        resumed = config_from_dict(AugmentConfig, (header.get("training") or {}).get("augment") or {})
+        settings = read_resume_settings(args.resume)
+        features, resumed = settings.features, settings.augment
         if args.augment.lower() != "none" and augment != resumed:
             raise EngineError(f"a resumed run keeps the augmentation it started with ({resumed.describe()}); "
                               f"drop --augment or start a new run")

@@ -282,11 +282,16 @@ def resolve_training_data(train_path: str | os.PathLike, *, valid_path: str | os
     else:
         valid = find_tracks(valid_root)
         description += f"; validation: folder {valid_root}: {len(valid)} files"
+    check_disjoint(train, valid)
+    return train, valid, description
+
+
+def check_disjoint(train: list[Track], valid: list[Track]) -> None:
+    """Raise DatasetError naming the audio files that are both training and validation data."""
     shared = sorted({t.audio_path.resolve() for t in train} & {t.audio_path.resolve() for t in valid})
     if shared:
         raise DatasetError(f"{len(shared)} audio file(s) are in both the training and the validation data: "
                            f"{format_names([p.name for p in shared])}")
-    return train, valid, description
 
 
 def _existing_folder(folder: str | os.PathLike) -> Path:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 import engine
 from engine.checkpoint import (VoiceModel, check_model_output, checkpoint_run_id, load_model, load_training_state,
-                               save_model)
+                               save_model, training_augment)
 from engine.batches import AugmentedBatches, ExcerptBatches
 from engine.config import (AugmentConfig, EvalConfig, FeatureConfig, ModelConfig, TrainConfig, config_from_dict,
                            config_to_dict)
@@ -150,7 +150,7 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
         state, info = load_training_state(resume_from)
         config = config_from_dict(TrainConfig, {**info["config"], "updates": config.updates})
         check_batch_size_bound(resume_from, config.batch_size)  # a crafted checkpoint must not ask for gigabytes
-        augment = config_from_dict(AugmentConfig, info.get("augment") or {})
+        augment = training_augment(info)
         start_update, elapsed_before = int(info["update"]), float(info["elapsed_s"])
         features, eval_config = model.features, model.eval_config
         run_id = str(info.get("run_id") or secrets.token_hex(8))  # a resumed run goes on as the same run

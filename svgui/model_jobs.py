@@ -1,7 +1,8 @@
 """Long work of the training, folder-prediction, evaluation and model dialogs: engine calls, no Qt.
 
 Each job is a generator that the dialogs run in a worker thread (``svgui.workers``): every yield
-becomes a progress signal and a cancel point. They compose engine functions only.
+becomes a progress signal and a cancel point, and its ``return`` value is the result. They compose
+engine functions only.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,9 +20,9 @@ import torch
 from engine.batch_predict import BatchDone, FileOutcome, ScoredSet, ScoreProgress, export_info, find_audio_files
 from engine.batch_predict import evaluation_tracks, predict_files, score_tracks
 from engine.cache import SpectrogramCache
-from engine.checkpoint import check_model_output, load_model, read_header
-from engine.config import AugmentConfig, FeatureConfig, ModelConfig, PredictConfig, TrainConfig, config_from_dict
-from engine.datasets import Track, TrackData, format_names, is_jamendo_layout, load_jamendo, load_track
+from engine.checkpoint import check_model_output, load_model, read_resume_settings
+from engine.config import AugmentConfig, FeatureConfig, ModelConfig, PredictConfig, TrainConfig
+from engine.datasets import Track, TrackData, check_disjoint, is_jamendo_layout, load_jamendo, load_track
 from engine.datasets import scan_folder, split_tracks
 from engine.devices import pick_device
 from engine.errors import DatasetError, EngineError
@@ -29,6 +30,7 @@ from engine.evaluate import smooth_probabilities
 from engine.precision import choose_precision
 from engine.predict import predict_samples
 from engine.train import TrainProgress, checkpoint_path_for, train
+from svgui.tasks import result_of
 
 VALIDATION_MODES = ("fraction", "folder", "official", "none")
 BATCH_S = 0.1  # training progress goes to the GUI at most this often (and at each validation)
@@ -135,10 +137,7 @@ def gather_training_data(request: TrainingRequest) -> TrainingData:
         what = f"folder {request.valid_folder}: {len(valid)} files"
     else:
         valid, what = [], "none (the threshold is chosen on the training data)"
-    shared = sorted({t.audio_path.resolve() for t in train} & {t.audio_path.resolve() for t in valid})
-    if shared:
-        raise DatasetError(f"{len(shared)} audio file(s) are in both the training and the validation data: "
-                           f"{format_names([p.name for p in shared])}")
+    check_disjoint(train, valid)
     description = "; ".join(parts) + f"; validation: {what}"
     return TrainingData(train, valid, description, tuple(notes))
 
@@ -159,8 +158,11 @@ def _unique(tracks: Sequence[Track]) -> list[Track]:
 
 
 def run_training(request: TrainingRequest, *,
-                 cache: SpectrogramCache | None = None) -> Iterator[LogLine | Loading | TrainingSteps]:
-    """Gather and read the data, then ``engine.train.train``: the training dialog's worker."""
+                 cache: SpectrogramCache | None = None
+                 ) -> Generator[LogLine | Loading | TrainingSteps, None, TrainProgress | None]:
+    """Gather and read the data, then ``engine.train.train``: the training dialog's worker.
+
+    Returns train's last record (``finished``, with the model written); it was also sent as progress."""
     check_model_output(request.out_path, overwrite=request.overwrite)  # before any data is read
     data = gather_training_data(request)
     yield LogLine(f"data: {data.description}")
@@ -172,11 +174,9 @@ def run_training(request: TrainingRequest, *,
     augment = request.augment
     if request.resume:
         resume_from = request.checkpoint_path
-        header = read_header(resume_from)
-        features = config_from_dict(FeatureConfig, header["features"])
-        augment = config_from_dict(AugmentConfig, (header.get("training") or {}).get("augment") or {})
-        done = (header.get("training") or {}).get("update", 0)
-        yield LogLine(f"continuing from {resume_from} (update {done}) with its settings; "
+        settings = read_resume_settings(resume_from)
+        features, augment = settings.features, settings.augment
+        yield LogLine(f"continuing from {resume_from} (update {settings.update}) with its settings; "
                       f"augmentation: {augment.describe()}")
     tracks = data.train + data.valid
     loaded: list[TrackData] = []
@@ -200,6 +200,7 @@ def run_training(request: TrainingRequest, *,
     # a fast device: send them in batches, at most every BATCH_S, validations and the end at once.
     batch: list[TrainProgress] = []
     sent_at = -math.inf
+    progress = None
     try:
         for progress in steps:
             batch.append(progress)
@@ -209,6 +210,7 @@ def run_training(request: TrainingRequest, *,
                 batch, sent_at = [], now
     finally:
         steps.close()  # cancelled: train's finally saves the checkpoint at the last update sent
+    return progress
 
 
 def readable_training_error(exc: BaseException, *, device: str, checkpoint: Path) -> str:
@@ -228,7 +230,7 @@ def readable_training_error(exc: BaseException, *, device: str, checkpoint: Path
 # ---- folder prediction --------------------------------------------------------------------------
 def run_batch_prediction(model_path: Path, inputs: Sequence[Path], *, fmt: str, out_dir: Path | None,
                          tta: bool, device: str | None = None, overwrite: bool = False,
-                         precision: str = "auto") -> Iterator[LogLine | FileOutcome | BatchDone]:
+                         precision: str = "auto") -> Generator[LogLine | FileOutcome, None, BatchDone]:
     """Load a private copy of the model (the window's stays free), list the audio, predict each file;
     files in the way that are not our recorded output are replaced only with ``overwrite``."""
     model = load_model(model_path, device=pick_device(device))
@@ -239,8 +241,9 @@ def run_batch_prediction(model_path: Path, inputs: Sequence[Path], *, fmt: str, 
         raise EngineError("no audio files to predict in the chosen folders")
     choice = choose_precision(precision, model.device)  # auto may calibrate once: here, in the worker
     yield LogLine(f"{len(files)} audio file(s) with {model.name}, precision {choice.note}")
-    yield from predict_files(model, files, fmt=fmt, out_dir=out_dir, info=export_info(model, tta=tta),
-                             overwrite=overwrite, config=PredictConfig(precision=choice.precision))
+    return (yield from result_of(
+        predict_files(model, files, fmt=fmt, out_dir=out_dir, info=export_info(model, tta=tta),
+                      overwrite=overwrite, config=PredictConfig(precision=choice.precision)), BatchDone))
 
 
 # ---- evaluation and comparison ------------------------------------------------------------------
@@ -254,11 +257,12 @@ class ModelStep:
 
 
 def run_evaluation(model_path: Path, folder: Path, *, tta: bool = False, collar_s: float = 0.0,
-                   device: str | None = None) -> Iterator[ScoreProgress | ScoredSet]:
+                   device: str | None = None) -> Generator[ScoreProgress, None, ScoredSet]:
     """Score one model on a labelled folder (a Jamendo root: its test split)."""
     model = load_model(model_path, device=pick_device(device))
     tracks, description = evaluation_tracks(folder)
-    yield from score_tracks(model, tracks, tta=tta, collar_s=collar_s, description=description)
+    return (yield from result_of(score_tracks(model, tracks, tta=tta, collar_s=collar_s, description=description),
+                                 ScoredSet))
 
 
 @dataclass(frozen=True)
@@ -271,19 +275,16 @@ class Comparison:
 
 
 def run_folder_comparison(model_paths: Sequence[Path], folder: Path, *,
-                          device: str | None = None) -> Iterator[ModelStep | Comparison]:
+                          device: str | None = None) -> Generator[ModelStep, None, Comparison]:
     tracks, description = evaluation_tracks(folder, split="valid")
     cache = SpectrogramCache()
     results, names = [], []
     for index, path in enumerate(model_paths):
         model = load_model(path, device=pick_device(device))
         names.append(model.name)
-        for item in score_tracks(model, tracks, cache=cache, description=description):
-            if isinstance(item, ScoredSet):
-                results.append(item)
-            else:
-                yield ModelStep(index, len(model_paths), item)
-    yield Comparison(tuple(map(Path, model_paths)), distinct_names(names, model_paths), tuple(results))
+        scores = result_of(score_tracks(model, tracks, cache=cache, description=description), ScoredSet)
+        results.append((yield from _model_steps(scores, index, len(model_paths))))
+    return Comparison(tuple(map(Path, model_paths)), distinct_names(names, model_paths), tuple(results))
 
 
 @dataclass(frozen=True)
@@ -298,7 +299,7 @@ class Curves:
 
 
 def run_curve_comparison(model_paths: Sequence[Path], samples: np.ndarray, *,
-                         device: str | None = None) -> Iterator[ModelStep | Curves]:
+                         device: str | None = None) -> Generator[ModelStep, None, Curves]:
     names, thresholds, curves, fps = [], [], [], math.nan
     for index, path in enumerate(model_paths):
         model = load_model(path, device=pick_device(device))
@@ -308,8 +309,22 @@ def run_curve_comparison(model_paths: Sequence[Path], samples: np.ndarray, *,
         curves.append(smooth_probabilities(probabilities, median_frames=model.eval_config.median_frames))
         fps = model.features.frames_per_second
         yield ModelStep(index + 1, len(model_paths))
-    yield Curves(tuple(map(Path, model_paths)), distinct_names(names, model_paths), tuple(thresholds), tuple(curves),
+    return Curves(tuple(map(Path, model_paths)), distinct_names(names, model_paths), tuple(thresholds), tuple(curves),
                  fps)
+
+
+def _model_steps(scores: Generator[ScoreProgress, None, ScoredSet], index: int,
+                 n_models: int) -> Generator[ModelStep, None, ScoredSet]:
+    """One model's file progress as ModelSteps; returns its ScoredSet."""
+    try:
+        while True:
+            try:
+                progress = next(scores)
+            except StopIteration as stop:
+                return stop.value
+            yield ModelStep(index, n_models, progress)
+    finally:
+        scores.close()
 
 
 def distinct_names(names: Sequence[str], paths: Sequence[str | os.PathLike]) -> tuple[str, ...]:

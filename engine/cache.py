@@ -18,10 +18,9 @@ import torch
 from engine import audio, cache_files, features
 from engine.config import FeatureConfig
 from engine.errors import AudioLoadError, OutputWriteError
-from engine.fileio import atomic_write_text
+from engine.fileio import atomic_write_text, file_sha256
 
 CACHE_FORMAT_VERSION = 1  # bump when what an entry holds changes; old entries are then ignored
-HASH_BLOCK_BYTES = 1 << 20
 CHUNK_FRAMES = 8192  # ~16 MB of linear frames at a time: a one-hour file stays bounded in memory
 
 # Hashing a long file takes a moment; remember digests while the file's stat signature is unchanged.
@@ -43,17 +42,14 @@ def default_cache_root() -> Path:
 
 
 def file_digest(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's content, read in 1 MiB blocks."""
+    """SHA-256 of a file's content, remembered per (path, size, times, inode)."""
     path = Path(path)
     try:
         stat = path.stat()
         signature = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
         if signature in _digest_memo:
             return _digest_memo[signature]
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            while block := handle.read(HASH_BLOCK_BYTES):
-                digest.update(block)
+        digest = file_sha256(path)
     except FileNotFoundError:
         raise AudioLoadError(path, "file not found") from None
     except IsADirectoryError:
@@ -62,7 +58,7 @@ def file_digest(path: str | os.PathLike) -> str:
         raise AudioLoadError(path, exc.strerror or str(exc)) from None
     if len(_digest_memo) > 4096:
         _digest_memo.clear()
-    _digest_memo[signature] = digest.hexdigest()
+    _digest_memo[signature] = digest
     return _digest_memo[signature]
 
 

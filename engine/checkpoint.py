@@ -7,7 +7,6 @@ unpickles anything. Training checkpoints are model files with extra ``train.*`` 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -22,7 +21,7 @@ from safetensors.torch import save as serialize
 
 from engine.config import AugmentConfig, EvalConfig, FeatureConfig, ModelConfig, config_from_dict, config_to_dict
 from engine.errors import ConfigError, ModelFileError, OutputWriteError, OverwriteRefused
-from engine.fileio import atomic_open, ensure_writable_folder
+from engine.fileio import atomic_open, ensure_writable_folder, file_sha256
 from engine.model import SingingVoiceCNN
 from engine.model_limits import check_eval_bounds, check_feature_bounds, expected_shapes
 from engine.normalize import Normalization
@@ -63,14 +62,6 @@ class VoiceModel:
         network = SingingVoiceCNN(model_config, n_mels=features.n_mels)
         network.reset_parameters(torch.Generator().manual_seed(seed))
         return cls(network, normalization or Normalization.identity(features.n_mels), features)
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_model(path: str | os.PathLike, model: VoiceModel, *, half: bool = False,

@@ -1,8 +1,9 @@
-"""Atomic file writes: a crash or a full disk never leaves a half-written file behind."""
+"""Atomic file writes: a crash or a full disk never leaves a half-written file behind; file hashes."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import stat
@@ -31,13 +32,35 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
+        _replace_durably(tmp_name, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
         if isinstance(exc, OSError):
             raise OutputWriteError(path, exc.strerror or str(exc)) from None
         raise
+
+
+def _replace_durably(tmp_name: str, path: Path) -> None:
+    """Rename the synced temporary file over ``path``, then sync the folder so the rename survives
+    a power cut too (POSIX; Windows cannot open a folder, and its rename is already journalled)."""
+    os.replace(tmp_name, path)
+    if os.name == "posix":
+        _fsync_path(path.parent, flags=os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+
+
+def _fsync_path(path: str | os.PathLike, *, flags: int = os.O_RDONLY) -> None:
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's content, hex (the one hasher: model files and the spectrogram cache)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _create_temp_beside(path: Path) -> tuple[int, str]:
@@ -78,7 +101,8 @@ def atomic_write_with(path: str | os.PathLike, write: Callable[[str], None]) -> 
     os.close(fd)
     try:
         write(tmp_name)
-        os.replace(tmp_name, path)
+        _fsync_path(tmp_name)  # the writer closed its own handle: reopen to flush it to disk
+        _replace_durably(tmp_name, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)

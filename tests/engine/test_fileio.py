@@ -175,3 +175,32 @@ def test_write_with_failure_keeps_the_old_file(tmp_path):
         atomic_write_with(path, disk_full)
     np.testing.assert_array_equal(np.load(path), np.ones(3))
     assert _names(tmp_path) == ["x.npy"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="folders are synced on POSIX only")
+@pytest.mark.parametrize("writer", ["open", "with"])
+def test_both_writers_sync_the_file_and_then_the_folder(tmp_path, monkeypatch, writer):
+    synced, real_fsync = [], os.fsync
+
+    def recording_fsync(fd):
+        synced.append("folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    path = tmp_path / "out.npy"
+    if writer == "open":
+        with atomic_open(path, "wb") as handle:
+            np.save(handle, np.arange(3))
+    else:
+        atomic_write_with(path, lambda name: np.save(name, np.arange(3)))
+    assert synced == ["file", "folder"]
+    assert np.load(path).tolist() == [0, 1, 2]
+
+
+def test_file_sha256_matches_hashlib(tmp_path):
+    import hashlib
+
+    from engine.fileio import file_sha256
+    path = tmp_path / "x.bin"
+    path.write_bytes(b"svgui" * 100_000)
+    assert file_sha256(path) == hashlib.sha256(b"svgui" * 100_000).hexdigest()

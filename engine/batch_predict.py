@@ -274,7 +274,7 @@ def score_tracks(model: VoiceModel, tracks: Sequence[Track], *, threshold: float
     """
     cache = cache or SpectrogramCache()
     eval_config = dataclasses.replace(model.eval_config, collar_s=collar_s)
-    factors = PredictConfig().tta_pitch_factors if tta else (1.0,)
+    factors = PredictConfig().pitch_factors(tta)
     data: list[TrackData] = []
     probabilities = []
     for done, track in enumerate(tracks, start=1):

@@ -164,7 +164,7 @@ def evaluate_command(args, model_path: Path) -> int:
     model = load_model(model_path, device=pick_device(args.device))
     eval_config = EvalConfig(median_frames=model.eval_config.median_frames,
                              thresholds=model.eval_config.thresholds, collar_s=args.collar)
-    factors = PredictConfig().tta_pitch_factors if args.tta else (1.0,)
+    factors = PredictConfig().pitch_factors(args.tta)
     precision = _show_precision(args.precision, model.device, "predict")
     cache = SpectrogramCache()
 

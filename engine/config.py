@@ -171,6 +171,10 @@ class PredictConfig:
         _require(len(self.tta_pitch_factors) > 0 and all(f > 0 for f in self.tta_pitch_factors),
                  f"tta_pitch_factors must be positive, got {self.tta_pitch_factors}")
 
+    def pitch_factors(self, tta: bool) -> tuple[float, ...]:
+        """The pitch factors a prediction averages over: the TTA set, or the plain input alone."""
+        return self.tta_pitch_factors if tta else (1.0,)
+
 
 @dataclass(frozen=True)
 class AugmentConfig:

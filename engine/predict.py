@@ -128,7 +128,7 @@ def predict_file(model: VoiceModel, path: str | os.PathLike, *, tta: bool = Fals
     """Decode a file and predict every frame; ``tta`` averages over the configured pitch shifts."""
     path = Path(path)
     samples = load_audio(path, sample_rate=model.features.sample_rate)
-    factors = config.tta_pitch_factors if tta else (1.0,)
+    factors = config.pitch_factors(tta)
     precision = choose_precision(config.precision, model.device).precision
     try:
         probabilities = predict_samples(model, samples, pitch_factors=factors,

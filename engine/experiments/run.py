@@ -53,7 +53,7 @@ def torch_threads(n: int | None):
 
 def score(model, valid: Sequence[TrackData], test: Sequence[TrackData], *, tta: bool) -> dict[str, Any]:
     """Threshold chosen on the validation files, applied to the test files; also the test's own best."""
-    factors = PredictConfig().tta_pitch_factors if tta else (1.0,)
+    factors = PredictConfig().pitch_factors(tta)
     config, fps = model.eval_config, model.features.frames_per_second
     valid_p = [predict_linear(model, t.linear, pitch_factors=factors) for t in valid]
     threshold, valid_counts = find_best_threshold(valid_p, [t.targets for t in valid], config=config,

@@ -58,6 +58,7 @@ def test_predict_defaults():
     cfg = PredictConfig()
     assert cfg.tta_pitch_factors == (0.8, 0.9, 1.0, 1.1, 1.2)
     assert cfg.chunk_frames >= 1
+    assert cfg.pitch_factors(True) == cfg.tta_pitch_factors and cfg.pitch_factors(False) == (1.0,)
 
 
 @pytest.mark.parametrize("cls", ALL_CONFIGS)

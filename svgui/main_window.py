@@ -405,9 +405,8 @@ class MainWindow(QMainWindow):
         prefs.set_precision(self.settings, name)
         self.predict()
 
-    def _prediction_progress(self, done) -> None:
-        if isinstance(done, float):
-            self.status_task.setText(f"predicting… {100 * done:.0f} %")
+    def _prediction_progress(self, done: float) -> None:
+        self.status_task.setText(f"predicting… {100 * done:.0f} %")
 
     def _prediction_finished(self, result) -> None:
         self._predicted(self.sender().audio_path, result.probabilities)

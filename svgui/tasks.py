@@ -1,10 +1,15 @@
-"""Long work the GUI runs in worker threads: plain engine calls, no Qt."""
+"""Long work the GUI runs in worker threads: plain engine calls, no Qt.
+
+Generators here follow the worker contract of ``svgui.workers``: yields are progress, the
+``return`` value is the result.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -15,6 +20,33 @@ from engine.features import frame_count, log_mel_spectrogram
 from engine.errors import AudioLoadError
 from engine.precision import choose_precision
 from engine.predict import iter_predictions, samples_reader
+
+R = TypeVar("R")
+
+
+def result_of(records: Iterable[Any], result_type: type[R]) -> Generator[Any, None, R | None]:
+    """Adapt an engine generator whose last record is its result (``predict_files`` ends with a
+    BatchDone, ``score_tracks`` with a ScoredSet; the CLI reads them so) to the worker contract:
+    the records before it are yielded as progress, the first ``result_type`` record is returned."""
+    iterator = iter(records)
+    try:
+        for record in iterator:
+            if isinstance(record, result_type):
+                return record
+            yield record
+        return None
+    finally:
+        getattr(iterator, "close", lambda: None)()  # cancelled: the engine generator's finally runs now
+
+
+def drain(generator: Generator[Any, None, R]) -> tuple[list[Any], R]:
+    """Run a generator to its end here (tests, scripts): (the progress yielded, the returned result)."""
+    progress: list[Any] = []
+    while True:
+        try:
+            progress.append(next(generator))
+        except StopIteration as stop:
+            return progress, stop.value
 
 
 @dataclass(frozen=True)
@@ -43,8 +75,8 @@ class PredictionDone:
 
 
 def predict_audio(model: VoiceModel, samples: np.ndarray, *, pitch_factors=(1.0,),
-                  precision: str = "auto") -> Iterator[float | PredictionDone]:
-    """Per-frame voice probabilities, chunk by chunk: yields the fraction done, then the result.
+                  precision: str = "auto") -> Generator[float, None, PredictionDone]:
+    """Per-frame voice probabilities, chunk by chunk: yields the fraction done, returns the result.
 
     A generator, so that the worker can cancel between chunks (closing the app mid-prediction).
     ``precision`` auto is resolved here, in the worker (a first calibration must not block the GUI).
@@ -56,4 +88,4 @@ def predict_audio(model: VoiceModel, samples: np.ndarray, *, pitch_factors=(1.0,
                                                precision=resolved):
         out[first:stop] = chunk
         yield stop / n_frames
-    yield PredictionDone(out, resolved)
+    return PredictionDone(out, resolved)

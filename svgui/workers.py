@@ -1,9 +1,23 @@
 """The one place that makes threads: run engine functions and generators off the GUI thread.
 
-A worker wraps a callable (or a generator function, whose yields become ``progress``) in a
-QThread. Results and errors cross threads only through signals; cancelling sets a flag that is
-checked between yields (a generator's ``finally`` then runs, e.g. training saves a checkpoint).
-Every live thread is registered so the application can stop and join them all on close.
+A worker wraps a callable in a QThread. The contract is superqt's: for a generator function
+every ``yield`` is a ``progress`` signal (and a pause/cancel point) and the generator's
+``return`` value (``StopIteration.value``) is the result, sent by ``finished(result)``; the last
+yield is never the result. A plain function's return value is the result. Results and errors
+cross threads only through signals; cancelling sets a flag checked between yields (the
+generator's ``finally`` then runs, e.g. training saves a checkpoint). Every live thread is
+registered so the application can stop and join them all on close.
+
+We keep this module rather than depend on superqt (``thread_worker``/``GeneratorWorker``): the
+contract is the same, while the registry that joins every thread on close, the pause that
+blocks between yields and ``running_threads`` for the tests are what the app needs, in ~150
+lines with no new dependency. superqt runs workers in the global QThreadPool, whose threads
+outlive the workers and so cannot be checked for "no thread left running".
+
+Thread affinity (PySide6 6.11, tested in tests/svgui/test_workers.py): a lambda or other plain
+callable connected to a signal runs in the thread of the signal's sender object, so one
+connected to a Worker's signals runs in the worker thread. Connect GUI code to bound methods of
+QObjects that live in the GUI thread; the registry itself does so for ``QThread.finished``.
 """
 
 from __future__ import annotations
@@ -85,17 +99,19 @@ class Worker(QObject):
             self.done.emit()
 
     def _drain(self, generator) -> Any:
-        last = None
+        """Yields go out as progress; the ``return`` value is the result (None when cancelled)."""
         try:
-            for item in generator:
-                last = item
+            while True:
+                try:
+                    item = next(generator)
+                except StopIteration as stop:
+                    return stop.value
                 self.progress.emit(item)
                 self._pause.wait()
                 if self._cancel.is_set():
-                    break
+                    return None
         finally:
             generator.close()  # runs the generator's finally (checkpoint on cancel)
-        return last
 
 
 class WorkerRegistry(QObject):
@@ -114,13 +130,21 @@ class WorkerRegistry(QObject):
         # Direct: quit from the worker's own thread, so that a GUI thread blocked in wait()
         # (closing the app) does not have to run a queued quit() first.
         worker.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-        thread.finished.connect(lambda w=worker: self._forget(w))
+        # A bound slot of this GUI-thread object: queued into the GUI thread, so ``_workers`` is
+        # only ever changed there (see the module docstring on lambdas).
+        thread.finished.connect(self._thread_finished)
         self._workers.append(worker)
         thread.start()
         return worker
 
     def run(self, fn: Callable[..., Any], *args, **kwargs) -> Worker:
         return self.start(Worker(fn, *args, **kwargs))
+
+    @Slot()
+    def _thread_finished(self) -> None:
+        thread = self.sender()
+        for worker in [w for w in self._workers if w.thread is thread]:
+            self._forget(worker)
 
     def _forget(self, worker: Worker) -> None:
         if worker in self._workers:

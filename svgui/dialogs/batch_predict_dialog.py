@@ -259,13 +259,12 @@ class BatchPredictDialog(QDialog):
         self.table.scrollToBottom()
 
     @Slot(object)
-    def _on_finished(self, done) -> None:
+    def _on_finished(self, done: BatchDone) -> None:
         self._worker = None
         self._set_running(False)
-        if isinstance(done, BatchDone):
-            self.done = done
-            self._summarize(done.outcomes, done.manifests)
-            self.batchFinished.emit(done)
+        self.done = done
+        self._summarize(done.outcomes, done.manifests)
+        self.batchFinished.emit(done)
 
     @Slot(object)
     def _on_failed(self, exc) -> None:

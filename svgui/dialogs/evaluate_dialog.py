@@ -235,19 +235,17 @@ class EvaluateDialog(QDialog):
             self._worker.cancel()
 
     @Slot(object)
-    def _on_progress(self, item) -> None:
-        if isinstance(item, ScoreProgress):
-            self.bar.setRange(0, item.total)
-            self.bar.setValue(item.done)
-            self.status.setText(f"Predicted {item.done} of {item.total} files ({item.name})")
+    def _on_progress(self, item: ScoreProgress) -> None:
+        self.bar.setRange(0, item.total)
+        self.bar.setValue(item.done)
+        self.status.setText(f"Predicted {item.done} of {item.total} files ({item.name})")
 
     @Slot(object)
-    def _on_finished(self, result) -> None:
+    def _on_finished(self, result: ScoredSet) -> None:
         self._worker = None
         self._set_running(False)
-        if isinstance(result, ScoredSet):
-            self.show_result(result)
-            self.evaluated.emit(result)
+        self.show_result(result)
+        self.evaluated.emit(result)
 
     @Slot(object)
     def _on_failed(self, exc) -> None:

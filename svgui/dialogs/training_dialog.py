@@ -302,10 +302,10 @@ class TrainingDialog(QDialog):
         self._dirty = True
 
     @Slot(object)
-    def _on_finished(self, result) -> None:
+    def _on_finished(self, result: TrainProgress | None) -> None:
         self._finish_run()
-        if isinstance(result, TrainingSteps) and result.last.finished:
-            self._show_result(result.last)
+        if result is not None and result.finished:  # run_training returns train's last record
+            self._show_result(result)
 
     @Slot(object)
     def _on_failed(self, exc) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -130,18 +131,18 @@ class ModelComparison(QGroupBox):
             show_error(self, "Nothing to compare on", "Open a file in the main window first.")
             return False
         return self._start(Worker(run_curve_comparison, list(self.compare_paths()), document.samples),
-                           f"predicting {document.audio_path.name} with both models…")
+                           f"predicting {document.audio_path.name} with both models…", self._draw_curves)
 
     def compare_on_folder(self, folder: str | os.PathLike) -> bool:
         return self._start(Worker(run_folder_comparison, list(self.compare_paths()), Path(folder)),
-                           f"scoring both models on {folder}…")
+                           f"scoring both models on {folder}…", self._fill_folder_figures)
 
     def _compare_folder_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Labelled folder to compare on")
         if folder:
             self.compare_on_folder(folder)
 
-    def _start(self, worker: Worker, text: str) -> bool:
+    def _start(self, worker: Worker, text: str, show: Callable[[Curves | Comparison], None]) -> bool:
         if self._worker is not None:
             return False
         a, b = self.compare_paths()
@@ -152,7 +153,7 @@ class ModelComparison(QGroupBox):
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
         worker.cancelled.connect(self._on_done)
-        self._worker = worker
+        self._worker, self._show_result = worker, show
         self.compare_file_button.setEnabled(False)
         self.compare_folder_button.setEnabled(False)
         self.compare_status.setText(text)
@@ -160,20 +161,17 @@ class ModelComparison(QGroupBox):
         return True
 
     @Slot(object)
-    def _on_progress(self, step) -> None:
-        if isinstance(step, ModelStep) and step.inner is not None:
+    def _on_progress(self, step: ModelStep) -> None:
+        if step.inner is not None:
             self.compare_status.setText(f"model {step.model_index + 1} of {step.n_models}: file "
                                         f"{step.inner.done} of {step.inner.total}…")
-        elif isinstance(step, ModelStep):
+        else:
             self.compare_status.setText(f"model {step.model_index} of {step.n_models} done…")
 
     @Slot(object)
-    def _on_finished(self, result) -> None:
+    def _on_finished(self, result: Curves | Comparison) -> None:
         self._on_done()
-        if isinstance(result, Curves):
-            self._draw_curves(result)
-        elif isinstance(result, Comparison):
-            self._fill_folder_figures(result)
+        self._show_result(result)  # the drawing for the job that _start was given
         self.compared.emit(result)
 
     @Slot(object)

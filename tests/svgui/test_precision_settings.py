@@ -10,7 +10,7 @@ from svgui import settings as prefs
 from svgui.dialogs.batch_predict_dialog import BatchPredictDialog
 from svgui.main_window import MainWindow
 from svgui.model_jobs import LogLine, run_batch_prediction
-from svgui.tasks import PredictionDone, predict_audio
+from svgui.tasks import PredictionDone, drain, predict_audio
 from svgui.widgets.training_settings import TrainingSettings
 from svgui.workers import WorkerRegistry
 from tests.synth import synth_song, write_song
@@ -32,9 +32,9 @@ def test_the_open_files_prediction_runs_in_the_chosen_precision():
     samples = synth_song(3.0, [(1.0, 2.0)], seed=1)
     results = {}
     for precision in ("fp32", "bf16", "auto"):
-        steps = list(predict_audio(model, samples, precision=precision))
-        assert isinstance(steps[-1], PredictionDone) and steps[-2] == 1.0
-        results[precision] = steps[-1]
+        steps, result = drain(predict_audio(model, samples, precision=precision))
+        assert isinstance(result, PredictionDone) and steps[-1] == 1.0
+        results[precision] = result
     assert [results[p].precision for p in ("fp32", "bf16")] == ["fp32", "bf16"]
     assert results["auto"].precision in ("fp32", "bf16")
     assert np.abs(results["fp32"].probabilities - results["bf16"].probabilities).max() < 0.05

@@ -12,6 +12,7 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from engine.augment_specs import AUGMENT_SPECS
 from engine.errors import ConfigError
 
 C = TypeVar("C")
@@ -200,18 +201,12 @@ class AugmentConfig:
     mix_max_fraction: float = 0.5
 
     # Short names of the command line (`--augment pitch=0.3,filter=10`) → fields.
-    SHORT_NAMES = {"pitch": "max_pitch", "stretch": "max_stretch", "loudness": "max_loudness_db",
-                   "filter": "max_filter_db", "mix": "mix_probability", "dropout": "dropout_probability",
-                   "noise": "noise_sigma"}
+    SHORT_NAMES = {spec.short: spec.field for spec in AUGMENT_SPECS}
 
     def __post_init__(self) -> None:
-        for name in ("max_pitch", "max_stretch", "dropout_probability"):
-            value = getattr(self, name)
-            _require(0 <= value < 1, f"{name} must be in [0, 1), got {value}")
-        _require(0 <= self.mix_probability <= 1, f"mix_probability must be in [0, 1], got {self.mix_probability}")
-        for name in ("max_loudness_db", "max_filter_db", "noise_sigma"):
-            value = getattr(self, name)
-            _require(0 <= value <= 120 and math.isfinite(value), f"{name} must be in [0, 120], got {value}")
+        for spec in AUGMENT_SPECS:
+            problem = spec.check(getattr(self, spec.field))
+            _require(problem is None, problem or "")
         _require(0 < self.filter_min_hz < self.filter_max_hz,
                  f"need 0 < filter_min_hz < filter_max_hz, got {self.filter_min_hz}, {self.filter_max_hz}")
         _require(0 < self.filter_min_semitones <= self.filter_max_semitones,
@@ -248,8 +243,7 @@ class AugmentConfig:
 
     @property
     def enabled(self) -> bool:
-        return any((self.max_pitch, self.max_stretch, self.max_loudness_db, self.max_filter_db,
-                    self.mix_probability, self.dropout_probability, self.noise_sigma))
+        return any(getattr(self, spec.field) for spec in AUGMENT_SPECS)
 
     def source_frames(self, excerpt_frames: int) -> int:
         """Frames of linear spectrogram the warp may read, an odd count centred on the label frame.
@@ -262,21 +256,7 @@ class AugmentConfig:
 
     def describe(self) -> str:
         """'pitch ±30 %, stretch ±30 %, filter ±10 dB' or 'none'."""
-        parts = []
-        if self.max_pitch:
-            parts.append(f"pitch ±{100 * self.max_pitch:g} %")
-        if self.max_stretch:
-            parts.append(f"stretch ±{100 * self.max_stretch:g} %")
-        if self.max_loudness_db:
-            parts.append(f"loudness ±{self.max_loudness_db:g} dB")
-        if self.max_filter_db:
-            parts.append(f"filter ±{self.max_filter_db:g} dB")
-        if self.mix_probability:
-            parts.append(f"mix p={self.mix_probability:g}")
-        if self.dropout_probability:
-            parts.append(f"dropout p={self.dropout_probability:g}")
-        if self.noise_sigma:
-            parts.append(f"noise σ={self.noise_sigma:g}")
+        parts = [spec.describe(getattr(self, spec.field)) for spec in AUGMENT_SPECS if getattr(self, spec.field)]
         return ", ".join(parts) or "none"
 
 

@@ -7,51 +7,18 @@ strength, so switching it back on restores it; moving a slider switches its augm
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSlider,
                                QSpinBox, QVBoxLayout, QWidget)
 
+from engine.augment_specs import AUGMENT_SPECS, AugmentSpec
 from engine.config import AugmentConfig
 
 MAX_SEED = 2**31 - 1
 
 
-@dataclass(frozen=True)
-class Knob:
-    """One augmentation's control: ``field = shown value / scale``."""
-
-    short: str          # the --augment name
-    label: str
-    field: str
-    prefix: str         # of the number box
-    suffix: str
-    scale: float
-    maximum: float      # in shown units
-    step: float
-    decimals: int
-    default: float      # strength when first switched on (the paper's Figure 1 values)
-    tip: str
-
-
-KNOBS = (
-    Knob("pitch", "Pitch shift", "max_pitch", "±", " %", 100, 60, 1, 0, 30,
-         "Pitch factor drawn uniformly in 1 ± x (the linear spectrogram is scaled vertically)"),
-    Knob("stretch", "Time stretch", "max_stretch", "±", " %", 100, 60, 1, 0, 30,
-         "Stretch factor drawn uniformly in 1 ± x (the linear spectrogram is scaled horizontally)"),
-    Knob("loudness", "Loudness", "max_loudness_db", "±", " dB", 1, 30, 0.5, 1, 10,
-         "Gain drawn uniformly in ± x dB"),
-    Knob("filter", "Frequency filter", "max_filter_db", "±", " dB", 1, 30, 0.5, 1, 10,
-         "Gaussian bell of ± x dB, centre 150 Hz–8 kHz (log-uniform), width 5–7 semitones"),
-    Knob("mix", "Mix with no-voice", "mix_probability", "p = ", "", 1, 1, 0.05, 2, 0.5,
-         "Probability of mixing in a non-voice excerpt with a weight of up to 0.5"),
-    Knob("dropout", "Dropout", "dropout_probability", "p = ", "", 1, 0.5, 0.01, 2, 0.2,
-         "Probability of setting each standardized log-mel value to zero"),
-    Knob("noise", "Gaussian noise", "noise_sigma", "σ = ", "", 1, 2, 0.05, 2, 0.2,
-         "Standard deviation of noise added to the standardized log-mel values"),
-)
-PAPER = {"pitch": 30.0, "stretch": 30.0, "filter": 10.0}
+# The controls are built from the engine's table: one row per augmentation.
+KNOBS = AUGMENT_SPECS
 
 
 class AugmentControls(QWidget):
@@ -73,16 +40,16 @@ class AugmentControls(QWidget):
             check = QCheckBox(knob.label)
             check.setToolTip(knob.tip)
             slider = QSlider(Qt.Orientation.Horizontal)
-            slider.setRange(0, round(knob.maximum / knob.step))
+            slider.setRange(0, round(knob.gui_maximum / knob.step))
             slider.setMinimumWidth(90)
             slider.setToolTip(knob.tip)
             slider.setAccessibleName(f"{knob.label} strength")
             spin = QDoubleSpinBox()
-            spin.setRange(0.0, knob.maximum)
+            spin.setRange(0.0, knob.gui_maximum)
             spin.setSingleStep(knob.step)
             spin.setDecimals(knob.decimals)
             spin.setPrefix(knob.prefix)
-            spin.setSuffix(knob.suffix)
+            spin.setSuffix(knob.unit)
             spin.setValue(knob.default)
             spin.setToolTip(knob.tip)
             spin.setAccessibleName(f"{knob.label} strength")
@@ -170,12 +137,12 @@ class AugmentControls(QWidget):
         return self.seed.value()
 
     # ---- syncing slider and number box --------------------------------------------------------
-    def _slider_moved(self, knob: Knob, index: int) -> None:
+    def _slider_moved(self, knob: AugmentSpec, index: int) -> None:
         spin = self.spins[knob.short]
         if round(spin.value() / knob.step) != index:
             spin.setValue(index * knob.step)  # emits through _spin_changed
 
-    def _spin_changed(self, knob: Knob, value: float) -> None:
+    def _spin_changed(self, knob: AugmentSpec, value: float) -> None:
         slider = self.sliders[knob.short]
         slider.blockSignals(True)
         slider.setValue(round(value / knob.step))

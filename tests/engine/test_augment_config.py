@@ -129,3 +129,18 @@ def test_describe_lists_only_the_enabled_augmentations():
     assert AugmentConfig(max_loudness_db=2.5, dropout_probability=0.2).describe() == "loudness ±2.5 dB, dropout p=0.2"
     for name in AugmentConfig.SHORT_NAMES.values():
         assert AugmentConfig(**{name: 0.5}).enabled, name
+
+
+def test_the_spec_table_names_every_strength_field_once_and_bounds_it():
+    from engine.augment_specs import AUGMENT_SPECS
+    strength_fields = {"max_pitch", "max_stretch", "max_loudness_db", "max_filter_db", "mix_probability",
+                       "dropout_probability", "noise_sigma"}
+    assert [s.field for s in AUGMENT_SPECS] == list(AugmentConfig.SHORT_NAMES.values())
+    assert set(AugmentConfig.SHORT_NAMES.values()) == strength_fields
+    for spec in AUGMENT_SPECS:
+        assert spec.check(spec.gui_maximum / spec.scale) is None  # the slider's end is allowed
+        if spec.upper_open:
+            with pytest.raises(ConfigError, match=rf"{spec.field} must be in \[0, 1\)"):
+                AugmentConfig(**{spec.field: spec.upper})
+        with pytest.raises(ConfigError, match=spec.field):
+            AugmentConfig(**{spec.field: float("nan")})

@@ -17,6 +17,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from engine.config import FeatureConfig
 from engine.errors import AudioLoadError
 
 BLOCK_FRAMES = 1 << 18  # ~6 s at 44.1 kHz: small enough for bounded memory, big enough to be fast
@@ -47,7 +48,7 @@ def audio_duration_s(path: str | os.PathLike) -> float:
     return info.frames / info.samplerate if info.samplerate else 0.0
 
 
-def load_audio(path: str | os.PathLike, *, sample_rate: int = 22050,
+def load_audio(path: str | os.PathLike, *, sample_rate: int = FeatureConfig.sample_rate,
                on_warning: Callable[[str], None] | None = None) -> np.ndarray:
     """Decode, down-mix and resample a file.
 

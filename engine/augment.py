@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn.functional as F
 
-from engine.config import AugmentConfig, FeatureConfig
+from engine.config import AugmentConfig, FeatureConfig, ModelConfig
 from engine.features import linear_to_mel, log_compress
 from engine.normalize import Normalization
 
@@ -52,7 +52,8 @@ def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> tor
 
 
 def draw_augmentations(config: AugmentConfig, batch_size: int, *, generator: torch.Generator,
-                       n_partners: int = 0, frames: int = 115, n_mels: int = 80) -> AugmentDraw:
+                       n_partners: int = 0, frames: int = ModelConfig.excerpt_frames,
+                       n_mels: int = FeatureConfig.n_mels) -> AugmentDraw:
     """Draw every random value of one batch (on the generator's device), in a fixed order."""
     pitch = _uniform(batch_size, 1 - config.max_pitch, 1 + config.max_pitch, generator)
     stretch = _uniform(batch_size, 1 - config.max_stretch, 1 + config.max_stretch, generator)
@@ -128,7 +129,8 @@ def apply_mix(linear: torch.Tensor, partners: torch.Tensor, fraction: torch.Tens
 
 
 def augment_excerpts(linear: torch.Tensor, draw: AugmentDraw, *, config: AugmentConfig,
-                     features: FeatureConfig, normalization: Normalization, excerpt_frames: int = 115,
+                     features: FeatureConfig, normalization: Normalization,
+                     excerpt_frames: int = ModelConfig.excerpt_frames,
                      partners: torch.Tensor | None = None) -> torch.Tensor:
     """Apply a draw in SPEC §5 order; returns standardized log-mel ``[B, excerpt_frames, n_mels]``.
 

@@ -69,6 +69,10 @@ class FeatureConfig:
         return self.sample_rate / self.frame_length
 
 
+# The default frame rate (70 fps), for signatures that take frames_per_second without a FeatureConfig.
+FRAMES_PER_SECOND = FeatureConfig().frames_per_second
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The CNN of SPEC §3. Smaller widths are allowed for quick experiments and tests."""

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import median_filter
 
-from engine.config import EvalConfig
+from engine.config import FRAMES_PER_SECOND, EvalConfig
 from engine.labels import Interval, targets_to_intervals
 
 
-def smooth_probabilities(probabilities: np.ndarray, *, median_frames: int = 56) -> np.ndarray:
+def smooth_probabilities(probabilities: np.ndarray, *, median_frames: int = EvalConfig.median_frames) -> np.ndarray:
     """Running median over time, as the authors did (``scipy.ndimage.median_filter``).
 
     For an even window the median is the upper one: frame i sees frames
@@ -161,7 +161,7 @@ def _check_lengths(probabilities: Sequence, targets: Sequence) -> None:
 
 def find_best_threshold(probabilities: Sequence[np.ndarray], targets: Sequence[np.ndarray], *,
                         config: EvalConfig = EvalConfig(),
-                        frames_per_second: float = 70.0) -> tuple[float, Counts]:
+                        frames_per_second: float = FRAMES_PER_SECOND) -> tuple[float, Counts]:
     """The grid threshold maximizing pooled accuracy of the smoothed predictions (strict >).
 
     Frames of all files are pooled (long files weigh more). Ties go to the lowest such
@@ -247,7 +247,7 @@ class Evaluation:
 
 def evaluate(probabilities: Sequence[np.ndarray], targets: Sequence[np.ndarray], names: Sequence[str], *,
              threshold: float, config: EvalConfig = EvalConfig(),
-             frames_per_second: float = 70.0) -> Evaluation:
+             frames_per_second: float = FRAMES_PER_SECOND) -> Evaluation:
     """Smooth, threshold (strict >) and score each file; pooled counts are the per-file sums.
 
     Parameters
@@ -272,8 +272,8 @@ def evaluate(probabilities: Sequence[np.ndarray], targets: Sequence[np.ndarray],
                       collar_s=config.collar_s)
 
 
-def predicted_intervals(probabilities: np.ndarray, *, threshold: float, frames_per_second: float = 70.0,
-                        median_frames: int = 56) -> list[Interval]:
+def predicted_intervals(probabilities: np.ndarray, *, threshold: float, frames_per_second: float = FRAMES_PER_SECOND,
+                        median_frames: int = EvalConfig.median_frames) -> list[Interval]:
     """Voiced intervals [start_s, end_s) of one file: runs of smoothed probability > threshold."""
     smoothed = smooth_probabilities(np.asarray(probabilities).reshape(-1), median_frames=median_frames)
     return targets_to_intervals(smoothed > threshold, frames_per_second)

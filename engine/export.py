@@ -21,6 +21,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from engine.config import FRAMES_PER_SECOND, EvalConfig
 from engine.errors import ConfigError
 from engine.evaluate import smooth_probabilities
 from engine.fileio import atomic_open, atomic_write_text
@@ -49,8 +50,8 @@ class ExportInfo:
 
     model_name: str
     threshold: float
-    frames_per_second: float = 70.0
-    median_frames: int = 56
+    frames_per_second: float = FRAMES_PER_SECOND
+    median_frames: int = EvalConfig.median_frames
     tta: bool = False
     model_sha256: str = ""
     software: str = "svgui"

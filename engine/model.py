@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.config import ModelConfig
+from engine.config import FeatureConfig, ModelConfig
 
 
 def _conv_out(size: int, kernel: int) -> int:
@@ -24,7 +24,7 @@ def _conv_out(size: int, kernel: int) -> int:
 class SingingVoiceCNN(nn.Module):
     """conv 64 → conv 32 → pool → conv 128 → conv 64 → pool → dense 256 → dense 64 → dense 1."""
 
-    def __init__(self, config: ModelConfig = ModelConfig(), *, n_mels: int = 80):
+    def __init__(self, config: ModelConfig = ModelConfig(), *, n_mels: int = FeatureConfig.n_mels):
         super().__init__()
         self.config = config
         self.n_mels = n_mels

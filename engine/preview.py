@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from engine.augment import AugmentDraw, augment_excerpts, describe_draw, draw_augmentations
-from engine.config import AugmentConfig, FeatureConfig
+from engine.config import AugmentConfig, FeatureConfig, ModelConfig
 from engine.normalize import Normalization
 
 
@@ -42,7 +42,8 @@ def cut_excerpt(linear: np.ndarray | torch.Tensor, centre_frame: int, n_frames: 
 
 
 def preview_excerpt(linear: np.ndarray | torch.Tensor, centre_frame: int, *, config: AugmentConfig, seed: int,
-                    features: FeatureConfig, normalization: Normalization, excerpt_frames: int = 115,
+                    features: FeatureConfig, normalization: Normalization,
+                    excerpt_frames: int = ModelConfig.excerpt_frames,
                     partner_linear: np.ndarray | torch.Tensor | None = None,
                     partner_centres: np.ndarray | None = None, partner_name: str = "") -> Preview:
     """Augment the excerpt centred on ``centre_frame`` of a linear spectrogram ``[frames, n_bins]``.

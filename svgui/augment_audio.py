@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from engine.augment import AugmentDraw, filter_response_db
-from engine.config import AugmentConfig, FeatureConfig
+from engine.config import AugmentConfig, FeatureConfig, ModelConfig
 
 FILTER_HOP = 256       # STFT hop of the filter's analysis/resynthesis (75 % overlap of 1024)
 PEAK_LIMIT = 0.98      # louder renderings are scaled down to this peak before writing
@@ -40,7 +40,7 @@ def cut_samples(samples: np.ndarray, start: int, stop: int) -> np.ndarray:
 
 
 def original_audio(samples: np.ndarray, centre_frame: int, *, features: FeatureConfig,
-                   excerpt_frames: int = 115) -> np.ndarray:
+                   excerpt_frames: int = ModelConfig.excerpt_frames) -> np.ndarray:
     """The excerpt's own samples (1.67 s for 115 frames), zero padded at the file's edges."""
     return cut_samples(samples, *excerpt_span(centre_frame, excerpt_frames, features))
 
@@ -53,7 +53,7 @@ def rendered_parts(config: AugmentConfig) -> tuple[list[str], list[str]]:
 
 
 def augmented_audio(samples: np.ndarray, centre_frame: int, draw: AugmentDraw, config: AugmentConfig, *,
-                    features: FeatureConfig, excerpt_frames: int = 115, index: int = 0,
+                    features: FeatureConfig, excerpt_frames: int = ModelConfig.excerpt_frames, index: int = 0,
                     partner_samples: np.ndarray | None = None, partner_frame: int | None = None) -> np.ndarray:
     """An audio approximation of example ``index`` of ``draw``, as long as ``original_audio``.
 
@@ -116,7 +116,7 @@ def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> float:
 def render_excerpt_wav(folder: str | Path, name: str, samples: np.ndarray, centre_frame: int, *,
                        features: FeatureConfig, draw: AugmentDraw | None = None,
                        config: AugmentConfig | None = None, partner_frame: int | None = None,
-                       excerpt_frames: int = 115) -> Path:
+                       excerpt_frames: int = ModelConfig.excerpt_frames) -> Path:
     """Write the original excerpt (``draw`` None) or its augmented approximation to ``folder/name``."""
     if draw is None or config is None:
         audio = original_audio(samples, centre_frame, features=features, excerpt_frames=excerpt_frames)

@@ -18,13 +18,13 @@ import numpy as np
 import torch
 
 from engine.augment import draw_augmentations, filter_response_db
-from engine.config import AugmentConfig, FeatureConfig
+from engine.config import FRAMES_PER_SECOND, AugmentConfig, FeatureConfig, ModelConfig
 from engine.features import frame_count, linear_spectrogram
 from engine.labels import Interval, intervals_to_targets
 from engine.normalize import Normalization, compute_normalization
 from engine.preview import Preview, preview_excerpt
 
-EXCERPT_FRAMES = 115  # the network's input width (ModelConfig.excerpt_frames)
+EXCERPT_FRAMES = ModelConfig.excerpt_frames  # the network's input width
 
 
 class LazyLinearSpectrogram:
@@ -166,7 +166,7 @@ def filter_responses_db(max_filter_db: float, n: int, seed: int, features: Featu
 
 
 def compact_description(preview: Preview, config: AugmentConfig, *, long: bool = False,
-                        frames_per_second: float = 70.0) -> str:
+                        frames_per_second: float = FRAMES_PER_SECOND) -> str:
     """A cell title: the drawn values briefly ("p×1.17 s×0.91 filter +6.2 dB@840 Hz")."""
     d = preview.draw
     parts = []

@@ -13,7 +13,7 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QFont, QFontMetricsF
 from PySide6.QtWidgets import QGraphicsSimpleTextItem, QSizePolicy
 
-from engine.config import FeatureConfig
+from engine.config import FeatureConfig, ModelConfig
 from engine.plots import mel_band_centres_hz
 from svgui.widgets.colormaps import get_colormap
 
@@ -73,7 +73,7 @@ class ExcerptGrid(pg.GraphicsLayoutWidget):
     """``rows × cols`` excerpt images sharing levels and a colour bar; titles above each."""
 
     def __init__(self, rows: int, cols: int, features: FeatureConfig, *, colormap: str = "magma",
-                 excerpt_frames: int = 115, parent=None):
+                 excerpt_frames: int = ModelConfig.excerpt_frames, parent=None):
         super().__init__(parent)
         self.features = features
         self.rows, self.cols = rows, cols

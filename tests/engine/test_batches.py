@@ -264,3 +264,24 @@ def test_without_the_restored_generator_state_a_resumed_run_would_differ(data, t
                    config=TrainConfig(updates=8, batch_size=8)))
     a, b = load_model(full_out).network.state_dict(), load_model(out).network.state_dict()
     assert max(float((a[k] - b[k]).abs().max()) for k in a) > 1e-5
+
+
+def test_prefetched_batches_and_their_checkpoint_state_equal_the_in_line_ones(data, model):
+    from engine.batches import BatchStream
+    from engine.sampler import ExcerptSampler
+
+    streams = []
+    for prefetch in (False, True):
+        source = batches(data, model, AugmentConfig.paper(), seed=3)
+        streams.append(BatchStream(source, ExcerptSampler(source.starts, seed=5), 8, prefetch=prefetch))
+    try:
+        for _ in range(3):
+            states = [s.state() for s in streams]  # what a checkpoint taken now would store
+            assert states[0].keys() == states[1].keys()
+            for key in states[0]:
+                assert torch.equal(states[0][key], states[1][key]), key
+            (a, ta), (b, tb) = (s.next() for s in streams)
+            assert torch.equal(a, b) and torch.equal(ta, tb)
+    finally:
+        for s in streams:
+            s.close()

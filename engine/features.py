@@ -33,12 +33,21 @@ def mel_to_hz(mel):
     return 700.0 * np.expm1(np.asarray(mel, dtype=np.float64) / 1127.0)
 
 
+def _mel_points_hz(config: FeatureConfig) -> np.ndarray:
+    """n_mels + 2 frequencies evenly spaced in mel: each band's lower edge, peak and upper edge."""
+    return mel_to_hz(np.linspace(hz_to_mel(config.fmin_hz), hz_to_mel(config.fmax_hz), config.n_mels + 2))
+
+
+def mel_band_centres_hz(config: FeatureConfig) -> np.ndarray:
+    """Centre frequency of each mel band (the peaks of the triangular filters), ``[n_mels]``."""
+    return _mel_points_hz(config)[1:-1]
+
+
 @functools.lru_cache(maxsize=8)
 def _mel_filterbank_cached(config: FeatureConfig) -> np.ndarray:
     n_in = config.n_mel_input_bins
     bin_freqs_hz = np.arange(config.n_bins) * config.bin_hz
-    points_mel = np.linspace(hz_to_mel(config.fmin_hz), hz_to_mel(config.fmax_hz), config.n_mels + 2)
-    points_hz = mel_to_hz(points_mel)
+    points_hz = _mel_points_hz(config)
     # Snap each point to the first bin whose centre frequency is >= it.
     points_bin = np.searchsorted(bin_freqs_hz, points_hz, side="left")
     bank = np.zeros((config.n_bins, config.n_mels), dtype=np.float64)

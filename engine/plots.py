@@ -7,14 +7,8 @@ import os
 import numpy as np
 
 from engine.config import FeatureConfig
-from engine.features import mel_to_hz, hz_to_mel
+from engine.features import mel_band_centres_hz
 from engine.fileio import atomic_write_with
-
-
-def mel_band_centres_hz(features: FeatureConfig) -> np.ndarray:
-    """Centre frequency of each mel band (the peaks of the triangular filters)."""
-    points = np.linspace(hz_to_mel(features.fmin_hz), hz_to_mel(features.fmax_hz), features.n_mels + 2)
-    return mel_to_hz(points[1:-1])
 
 
 def save_excerpt_comparison(path: str | os.PathLike, original: np.ndarray, augmented: np.ndarray, *,

@@ -14,7 +14,7 @@ from PySide6.QtGui import QFont, QFontMetricsF
 from PySide6.QtWidgets import QGraphicsSimpleTextItem, QSizePolicy
 
 from engine.config import FeatureConfig, ModelConfig
-from engine.plots import mel_band_centres_hz
+from engine.features import mel_band_centres_hz
 from svgui.widgets.colormaps import get_colormap
 
 HZ_TICKS = ((100, "100"), (500, "500"), (1000, "1k"), (2000, "2k"), (4000, "4k"))

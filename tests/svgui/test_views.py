@@ -13,8 +13,7 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt
 from PySide6.QtGui import QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
 
-from engine.features import log_mel_spectrogram
-from engine.plots import mel_band_centres_hz
+from engine.features import log_mel_spectrogram, mel_band_centres_hz
 from svgui.document import Document
 from svgui.widgets.colormaps import COLORMAPS, format_time
 from svgui.widgets.probability_view import ProbabilityView

@@ -7,6 +7,7 @@ Every reader tolerates a missing or mistyped value and falls back to its default
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -26,6 +27,8 @@ _GEOMETRY = "window/geometry"
 _STATE = "window/state"
 _MODEL = "model/active_path"
 _PRECISION = "model/precision"
+_TRAINING_SPEED = "training/seconds_per_update"  # + "/cpu", "/cuda", ...: measured per device type
+_TRAINING_FOLDER = "training/last_output_folder"
 
 
 def make_settings() -> QSettings:
@@ -145,3 +148,27 @@ def precision(settings: QSettings) -> str:
 
 def set_precision(settings: QSettings, name: str) -> None:
     settings.setValue(_PRECISION, str(name))
+
+
+# ---- training: the last output folder, the measured speed per device type ---------------------------
+def training_folder(settings: QSettings) -> str:
+    """The folder the last model was trained into, or ''."""
+    value = settings.value(_TRAINING_FOLDER, "")
+    return value if isinstance(value, str) else ""
+
+
+def set_training_folder(settings: QSettings, folder: str | os.PathLike) -> None:
+    settings.setValue(_TRAINING_FOLDER, os.fspath(folder))
+
+
+def seconds_per_update(settings: QSettings, device_type: str) -> float | None:
+    """Seconds one update of the default network took on this device type, None when never measured."""
+    try:
+        value = float(settings.value(f"{_TRAINING_SPEED}/{device_type}", 0) or 0)
+    except (TypeError, ValueError):
+        return None
+    return value if value > 0 and math.isfinite(value) else None
+
+
+def set_seconds_per_update(settings: QSettings, device_type: str, seconds: float) -> None:
+    settings.setValue(f"{_TRAINING_SPEED}/{device_type}", float(seconds))

@@ -27,11 +27,12 @@ from engine.config import AugmentConfig, ModelConfig
 from engine.errors import EngineError
 from engine.evaluate import format_percent
 from engine.train import TrainProgress, find_checkpoints
+from svgui import settings as prefs
 from svgui.dialogs import messages
 from svgui.dialogs.messages import show_error
 from svgui.model_jobs import Loading, LogLine, TrainingRequest, TrainingSteps, readable_training_error, run_training
 from svgui.widgets.training_plots import TrainingPlots
-from svgui.widgets.training_settings import OUT_DIR_KEY, SETTINGS_WIDTH_PX, SPEED_KEY, TrainingSettings, format_duration
+from svgui.widgets.training_settings import SETTINGS_WIDTH_PX, TrainingSettings, format_duration
 from svgui.workers import Worker, WorkerRegistry
 
 REFRESH_MS = 100        # progress bar, times
@@ -219,7 +220,7 @@ class TrainingDialog(QDialog):
                   f"every {request.config.lr_decay_every:,}, momentum {request.config.momentum:g}, seed "
                   f"{request.config.seed}; device {request.device}; augmentation {request.augment.describe()}")
         if self._settings is not None:
-            self._settings.setValue(OUT_DIR_KEY, str(request.out_path.parent))
+            prefs.set_training_folder(self._settings, request.out_path.parent)
         worker = Worker(run_training, request)
         worker.progress.connect(self._on_progress)
         worker.finished.connect(self._on_finished)
@@ -434,8 +435,7 @@ class TrainingDialog(QDialog):
         if (self._settings is None or self._request is None or not math.isfinite(per_update)
                 or self.form.model_config != ModelConfig() or self.last_progress.update - self._first.update < 20):
             return
-        key = f"{SPEED_KEY}/{torch.device(self._request.device).type}"
-        self._settings.setValue(key, float(per_update))
+        prefs.set_seconds_per_update(self._settings, torch.device(self._request.device).type, per_update)
 
     def _confirm_overwrite(self, path: Path) -> bool:
         if messages.no_modal():

@@ -23,6 +23,7 @@ from engine.devices import describe_device
 from engine.errors import EngineError
 from engine.train import checkpoint_path_for
 from svgui.augment_sources import augment_spec
+from svgui import settings as prefs
 from svgui.model_jobs import TrainingRequest
 from svgui.widgets.file_panel import label_file_for
 from svgui.widgets.precision_combo import PrecisionCombo
@@ -36,8 +37,6 @@ VALIDATION_CHOICES = (("fraction", "Hold out a fraction of the training files"),
                       ("folder", "A separate folder"),
                       ("official", "The Jamendo corpus's official valid split"),
                       ("none", "None (threshold chosen on the training data)"))
-SPEED_KEY = "training/seconds_per_update"
-OUT_DIR_KEY = "training/last_output_folder"
 
 
 def format_duration(seconds: float) -> str:
@@ -220,7 +219,7 @@ class TrainingSettings(QWidget):
 
     def _output_group(self) -> QGroupBox:
         box = QGroupBox("Output model file")
-        folder = Path(self._settings.value(OUT_DIR_KEY, "") or "") if self._settings else Path()
+        folder = Path(prefs.training_folder(self._settings)) if self._settings else Path()
         if not str(folder) or str(folder) == "." or not folder.is_dir():
             folder = Path.home() / "svgui-models"
         self.out_edit = QLineEdit(str(folder / f"svgui-{datetime.now():%Y%m%d-%H%M}.safetensors"))
@@ -348,10 +347,7 @@ class TrainingSettings(QWidget):
         updates = self.updates_spin.value()
         measured = None
         if self._settings is not None and self.model_config == ModelConfig():
-            try:
-                measured = float(self._settings.value(f"{SPEED_KEY}/{torch.device(device).type}", 0) or 0) or None
-            except (TypeError, ValueError):
-                measured = None
+            measured = prefs.seconds_per_update(self._settings, torch.device(device).type)
         if measured:
             self.time_note.setText(f"Expected: about {format_duration(measured * updates)} for {updates:,} updates "
                                    f"({measured:.3g} s per update, measured in an earlier run on this device).")

@@ -110,3 +110,15 @@ def test_restore_without_saved_state_changes_nothing(settings, qtbot):
     window.resize(300, 200)
     assert not st.restore_window_state(settings, window)
     assert (window.width(), window.height()) == (300, 200)
+
+
+def test_training_folder_and_speed_per_device_type_survive_a_reopen(settings, tmp_path):
+    assert st.training_folder(settings) == "" and st.seconds_per_update(settings, "cpu") is None
+    st.set_training_folder(settings, tmp_path / "models")
+    st.set_seconds_per_update(settings, "cpu", 0.25)
+    settings.setValue("training/seconds_per_update/cuda", "not a number")  # a hand-edited file
+    settings.sync()
+    reopened = st.make_settings()
+    assert st.training_folder(reopened) == str(tmp_path / "models")
+    assert st.seconds_per_update(reopened, "cpu") == 0.25
+    assert st.seconds_per_update(reopened, "cuda") is None and st.seconds_per_update(reopened, "mps") is None

@@ -22,6 +22,15 @@ JAMENDO_SPLITS = ("train", "valid", "test")
 MAX_NAMES_SHOWN = 10
 
 
+def label_file_for(audio_path: Path) -> Path | None:
+    """A label file of the same stem beside the audio (.lab preferred over .txt)."""
+    for suffix in LABEL_SUFFIXES:
+        candidate = audio_path.with_suffix(suffix)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 class DatasetWarning(UserWarning):
     """A dataset folder holds files that were skipped (audio without labels, labels without audio)."""
 

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QLineEdit
                                QWidget)
 
 from engine.audio import is_audio_path
-from engine.datasets import (JAMENDO_SPLITS, LABEL_SUFFIXES, format_names, is_jamendo_layout, load_jamendo,
+from engine.datasets import (JAMENDO_SPLITS, format_names, is_jamendo_layout, label_file_for, load_jamendo,
                              scan_folder)
 from engine.errors import EngineError
 
@@ -32,15 +32,6 @@ HAS_LABELS_TEXT, NO_LABELS_TEXT = "\u2713 {suffix}", "\u2013 none"
 def natural_key(name: str) -> str:
     """Case-insensitive sort key with numbers in numeric order ('song 2' before 'song 10')."""
     return re.sub(r"\d+", lambda m: m.group().zfill(12), name.casefold())
-
-
-def label_file_for(audio_path: Path) -> Path | None:
-    """A label file of the same stem beside the audio (.lab preferred over .txt)."""
-    for suffix in LABEL_SUFFIXES:
-        candidate = audio_path.with_suffix(suffix)
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 class FilePanel(QWidget):

@@ -18,14 +18,13 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
                                QVBoxLayout, QWidget)
 
 from engine.config import AugmentConfig, ModelConfig, TrainConfig
-from engine.datasets import Track, is_jamendo_layout
+from engine.datasets import Track, is_jamendo_layout, label_file_for
 from engine.devices import describe_device
 from engine.errors import EngineError
 from engine.train import checkpoint_path_for
 from svgui.augment_sources import augment_spec
 from svgui import settings as prefs
 from svgui.model_jobs import TrainingRequest
-from svgui.widgets.file_panel import label_file_for
 from svgui.widgets.precision_combo import PrecisionCombo
 
 SPIN_WIDTH_PX = 104

@@ -100,7 +100,7 @@ def test_autosave_and_recovery_after_a_crash(qtbot, window, demo, model_path):
     open_and_wait(qtbot, window, demo)
     window.spectrogram.draw_region(1.0, 2.0)
     edited = list(window.document.annotations)
-    window._autosave()
+    window.files.autosave()
     side = window.document.autosave_path()
     assert side.is_file()
     window.document.undo_stack.setClean()  # simulate the crash: the edits were never saved
@@ -244,8 +244,8 @@ def test_autosave_of_a_read_only_label_folder_goes_to_the_user_data_folder(qtbot
     open_and_wait(qtbot, window, demo)
     window.spectrogram.draw_region(1.0, 2.0)
     edited = list(window.document.annotations)
-    window._autosave()
-    window._autosave()
+    window.files.autosave()
+    window.files.autosave()
     where = window.document.find_autosave()
     assert where is not None and where.parent == env / "settings" / "autosave"
     assert str(where) in window.statusBar().currentMessage()
@@ -266,7 +266,7 @@ def test_autosave_of_a_read_only_label_folder_goes_to_the_user_data_folder(qtbot
 def test_discarded_edits_are_not_offered_for_recovery(qtbot, window, demo, model_path):
     open_and_wait(qtbot, window, demo)
     window.spectrogram.draw_region(1.0, 2.0)
-    window._autosave()
+    window.files.autosave()
     side = window.document.autosave_path()
     assert side.is_file()
     window.close()  # the question is answered 'discard' (conftest)

@@ -110,10 +110,12 @@ def test_explicit_choices_and_bad_ones(cpu_with):
         PredictConfig(precision="fp64")
 
 
-def test_the_calibration_workloads_really_run():
+def test_the_calibration_workloads_really_run_and_leave_the_global_rng_alone():
+    rng_before = torch.get_rng_state()
     for workload in ("predict", "train"):
         for precision in ("fp32", "bf16"):
             assert 0 < time_workload(workload, precision, repeats=1, config=SMALL) < 60
+    assert torch.equal(torch.get_rng_state(), rng_before)  # a training's dropout masks stay seeded
 
 
 def test_bf16_agrees_with_fp32_on_the_demo_songs_decisions():

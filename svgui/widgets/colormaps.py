@@ -32,9 +32,8 @@ def get_colormap(name: str) -> pg.ColorMap:
     """A pyqtgraph colour map by name (one of COLORMAPS)."""
     if name not in COLORMAPS:
         raise ValueError(f"Unknown colour map {name!r}; choose one of {', '.join(COLORMAPS)}")
-    if name == "gray":  # not bundled with pyqtgraph
-        return pg.ColorMap([0.0, 1.0], [(0, 0, 0), (255, 255, 255)], name="gray")
-    return pg.colormap.get(name)
+    # "gray" is colorcet's perceptually linear black-to-white map (bundled with pyqtgraph as CET-L1)
+    return pg.colormap.get("CET-L1" if name == "gray" else name)
 
 
 def with_alpha(color: str, alpha: int) -> QColor:

@@ -2,7 +2,8 @@
 
 ``append`` only stores numbers (called once per update from the progress signal); ``refresh``
 draws, and the dialog calls it from a timer, so a fast network's hundreds of updates per second
-cost the GUI thread one redraw per tick. Long runs are drawn from at most MAX_POINTS block means.
+cost the GUI thread one redraw per tick. Long runs are drawn by pyqtgraph's peak downsampling,
+clipped to the view, so a redraw costs about one point pair per pixel however many updates there are.
 Axis ranges move in "nice" steps (no autorange, no grid), so a redraw repaints the curves only:
 repainting axes and grid lines was most of a redraw's cost.
 """
@@ -18,7 +19,6 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 from engine.train import TrainProgress
 from svgui.widgets.colormaps import FALSE_POSITIVE_COLOR, LEFT_AXIS_WIDTH_PX, PREDICTED_COLOR, TRUTH_COLOR, with_alpha
 
-MAX_POINTS = 1500
 LOSS_COLOR = TRUTH_COLOR
 RATE_COLOR = PREDICTED_COLOR
 VALID_COLOR = FALSE_POSITIVE_COLOR
@@ -47,20 +47,6 @@ def trailing_mean(values: np.ndarray, window: int) -> np.ndarray:
     return (sums[index] - sums[lo]) / (index - lo)
 
 
-def decimate(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
-    """Block means of ``(x, y)`` so that at most ``max_points`` remain (the tail block may be shorter)."""
-    n = len(x)
-    if n <= max_points:
-        return x, y
-    step = int(math.ceil(n / max_points))
-    full = (n // step) * step
-    xs = x[:full].reshape(-1, step).mean(axis=1)
-    ys = y[:full].reshape(-1, step).mean(axis=1)
-    if full < n:
-        xs, ys = np.append(xs, x[full:].mean()), np.append(ys, y[full:].mean())
-    return xs, ys
-
-
 class TrainingPlots(QWidget):
     """Three stacked plots sharing the update axis."""
 
@@ -82,6 +68,9 @@ class TrainingPlots(QWidget):
         self.rate_curve = self.rate_plot.plot(pen=pg.mkPen(RATE_COLOR, width=2), stepMode=None)
         self.valid_curve = self.valid_plot.plot(pen=pg.mkPen(VALID_COLOR, width=2), symbol="o", symbolSize=6,
                                                 symbolBrush=VALID_COLOR, symbolPen=None)
+        for curve in (self.loss_raw, self.loss_smooth, self.rate_curve):
+            curve.setDownsampling(auto=True, method="peak")  # min and max per pixel: no spike hidden
+            curve.setClipToView(True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.canvas)
@@ -164,9 +153,9 @@ class TrainingPlots(QWidget):
         x, loss, rate = self._updates[:n], self._losses[:n], self._rates[:n]
         window = smoothing_window(n)
         smoothed = trailing_mean(loss, window)
-        self.loss_raw.setData(*decimate(x, loss))
-        self.loss_smooth.setData(*decimate(x, smoothed))
-        self.rate_curve.setData(*decimate(x, rate))
+        self.loss_raw.setData(x, loss)
+        self.loss_smooth.setData(x, smoothed)
+        self.rate_curve.setData(x, rate)
         self.valid_curve.setData(np.asarray(self.valid_updates, dtype=np.float64),
                                  np.asarray(self.valid_errors, dtype=np.float64))
         last = float(x[-1]) if n else 0.0

@@ -16,7 +16,7 @@ from svgui.dialogs import messages
 from svgui.dialogs.training_dialog import PLOT_REFRESH_MS, TrainingDialog
 from svgui.widgets.training_settings import format_duration
 from svgui.main_window import MainWindow
-from svgui.widgets.training_plots import decimate, nice_ceiling, trailing_mean
+from svgui.widgets.training_plots import nice_ceiling, trailing_mean
 from svgui.workers import WorkerRegistry
 from svgui.model_jobs import TrainingSteps, gather_training_data, readable_training_error
 from tests.synth import random_voiced, write_song
@@ -186,8 +186,8 @@ def test_progress_is_drawn_at_most_every_refresh_interval(qtbot, dialog):
     assert 2 <= dialog.plots.redraw_count - drawn_before <= elapsed_ms / PLOT_REFRESH_MS + 1
     assert dialog.plots.n_points == 2000 and dialog.plots.loss_raw.getData()[0][-1] >= 1999  # the end drawn
     assert dialog.bar.value() == 2000
-    x, _ = dialog.plots.loss_smooth.getData()
-    assert len(x) <= 1500  # decimated for drawing
+    for curve in (dialog.plots.loss_raw, dialog.plots.loss_smooth, dialog.plots.rate_curve):  # drawn per pixel
+        assert curve.opts["autoDownsample"] and curve.opts["downsampleMethod"] == "peak" and curve.opts["clipToView"]
 
 
 def test_bad_settings_are_refused_before_starting(dialog, env):
@@ -233,11 +233,9 @@ def test_listed_files_and_a_seeded_fraction_make_the_training_data(qtbot, env, s
     assert "held out" in data.description
 
 
-def test_plot_helpers_smooth_decimate_and_round_ranges():
+def test_plot_helpers_smooth_and_round_ranges():
     values = np.arange(10, dtype=float)
     assert np.allclose(trailing_mean(values, 3), [0, 0.5, 1, 2, 3, 4, 5, 6, 7, 8])
-    x, y = decimate(np.arange(3001.0), np.arange(3001.0), max_points=1000)
-    assert len(x) <= 1000 and x[0] == 1.5 and x[-1] == 3000 and np.allclose(x, y)  # block means, the tail kept
     assert [nice_ceiling(v) for v in (0.73, 0.0101, 7.0, 0, float("nan"))] == [0.8, 0.012, 8.0, 1.0, 1.0]
     assert nice_ceiling(6120, steps=(1, 2, 5, 10)) == 10_000
 

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
 
 from engine.features import log_mel_spectrogram, mel_band_centres_hz
 from svgui.document import Document
-from svgui.widgets.colormaps import COLORMAPS, format_time
+from svgui.widgets.colormaps import COLORMAPS, format_time, get_colormap
 from svgui.widgets.probability_view import ProbabilityView
 from svgui.widgets.region_layer import IntervalBand
 from svgui.widgets.spectrogram_view import SpectrogramView
@@ -353,6 +353,12 @@ def test_image_window_follows_long_files(qtbot):
     assert np.shares_memory(view.image.image, view._db)  # a view of the dB array, not a copy
     rect = view.image.mapRectToParent(view.image.boundingRect())
     assert rect.left() == pytest.approx(lo / FPS) and rect.right() == pytest.approx(hi / FPS)
+
+
+def test_gray_runs_from_black_to_white_evenly():
+    levels = get_colormap("gray").map(np.linspace(0, 1, 11))[:, :3].astype(int)
+    assert levels[0].tolist() == [0, 0, 0] and levels[-1].tolist() == [255, 255, 255]
+    assert (levels[:, 0] == levels[:, 1]).all() and (np.diff(levels[:, 0]) > 0).all()  # gray, rising
 
 
 def test_colormap_and_db_range(view):

@@ -2,9 +2,8 @@
 
 The dialog is non-modal: training runs in a worker thread (``svgui.model_jobs.run_training``
 wrapping ``engine.train.train``) while the main window stays usable; closing the dialog hides it
-and training goes on. Progress arrives once per update but is drawn at most every REFRESH_MS
-(bar, times) and PLOT_REFRESH_MS (curves), so a fast network never floods the GUI thread.
-Pause/Resume blocks the worker between updates; Cancel closes the training generator, which
+and training goes on. Progress arrives once per update and goes to the progress view
+(``svgui.widgets.training_progress``), which draws it rate-limited. Pause/Resume blocks the worker between updates; Cancel closes the training generator, which
 saves a checkpoint.
 """
 
@@ -12,15 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
 import torch
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
-from PySide6.QtWidgets import (QDialog, QHBoxLayout, QLabel, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton,
-                               QScrollArea, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QDialog, QHBoxLayout, QMessageBox, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
 from engine.checkpoint import check_model_output, read_header
 from engine.config import AugmentConfig, ModelConfig
@@ -31,12 +27,9 @@ from svgui import settings as prefs
 from svgui.dialogs import messages
 from svgui.dialogs.messages import show_error
 from svgui.model_jobs import Loading, LogLine, TrainingRequest, TrainingSteps, readable_training_error, run_training
-from svgui.widgets.training_plots import TrainingPlots
+from svgui.widgets.training_progress import REFRESH_MS, TrainingProgressView
 from svgui.widgets.training_settings import SETTINGS_WIDTH_PX, TrainingSettings, format_duration
 from svgui.workers import Worker, WorkerRegistry
-
-REFRESH_MS = 100        # progress bar, times
-PLOT_REFRESH_MS = 500   # the curves
 
 
 def format_figures(validation, source: str = "validation") -> str:
@@ -75,15 +68,8 @@ class TrainingDialog(QDialog):
         self._worker: Worker | None = None
         self._request: TrainingRequest | None = None
         self.state = "idle"
-        self.last_progress: TrainProgress | None = None
         self.result: TrainProgress | None = None
-        self.progress_count = 0
-        self._dirty = False
-        self._first: TrainProgress | None = None
-        self._paused_since: float | None = None
-        self._paused_total = 0.0
         self._pending_augment: tuple[AugmentConfig, str] | None = None
-        self._plots_drawn_at = -math.inf
 
         self.form = TrainingSettings(listed_files=listed_files, preview_config=preview_config, settings=settings,
                                      model_config=model_config)
@@ -93,35 +79,10 @@ class TrainingDialog(QDialog):
         scroll.setFixedWidth(SETTINGS_WIDTH_PX)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
-        self.status = QLabel("Choose the training data and press Start Training.")
-        self.status.setWordWrap(True)
-        self.bar = QProgressBar()
-        self.bar.setFormat("%v / %m updates")
-        self.bar.setRange(0, 1)
-        self.bar.setValue(0)
-        self.times = QLabel(" ")
-        self.plots = TrainingPlots()
-        self.log = QPlainTextEdit(readOnly=True)
-        self.log.setMaximumBlockCount(5000)
-        self.log.setPlaceholderText("The log of the run appears here.")
-        self.log.setMinimumHeight(90)
-        self.result_label = QLabel()
-        self.result_label.setWordWrap(True)
-        self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.result_label.setStyleSheet("QLabel { background: #eef6ee; border: 1px solid #9c9; padding: 6px; }")
-        self.result_label.hide()
-        hint = QLabel("The main window stays usable while training runs; closing this window keeps training "
-                      "in the background (Model ▸ Train… shows it again).")
-        hint.setWordWrap(True)
-        hint.setStyleSheet("color: #666;")
-        right = QVBoxLayout()
-        right.addWidget(self.status)
-        right.addWidget(self.bar)
-        right.addWidget(self.times)
-        right.addWidget(self.plots, 3)
-        right.addWidget(self.log, 1)
-        right.addWidget(self.result_label)
-        right.addWidget(hint)
+        self.view = TrainingProgressView()
+        view = self.view  # its parts, by their names here too
+        self.status, self.bar, self.times, self.plots, self.log, self.result_label = (
+            view.status, view.bar, view.times, view.plots, view.log, view.result_label)
 
         self.defaults_button = QPushButton("Paper's Defaults")
         self.defaults_button.setToolTip("Reset the training settings to SPEC §4 (the paper's)")
@@ -147,7 +108,7 @@ class TrainingDialog(QDialog):
 
         body = QHBoxLayout()
         body.addWidget(scroll)
-        body.addLayout(right, 1)
+        body.addWidget(self.view, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(body, 1)
         layout.addLayout(buttons)
@@ -174,6 +135,14 @@ class TrainingDialog(QDialog):
         self.form.set_augment(config, source=source)
 
     # ---- running --------------------------------------------------------------------------------
+    @property
+    def last_progress(self) -> TrainProgress | None:
+        return self.view.last
+
+    @property
+    def progress_count(self) -> int:
+        return self.view.count
+
     @property
     def is_running(self) -> bool:
         return self._worker is not None
@@ -203,18 +172,9 @@ class TrainingDialog(QDialog):
             return False
         request = dataclasses.replace(request, overwrite=True)  # asked above (a resumed run finishes its model)
         self._request = request
-        resumed_at = self._checkpoint_update(request) if request.resume else None
-        if resumed_at is None:
-            self.plots.clear()
-        else:
-            self.plots.truncate(resumed_at)  # the curves go on from the checkpoint
-        self.log.clear()
-        self.result_label.hide()
-        self.result, self.last_progress, self._first = None, None, None
-        self.progress_count, self._paused_total, self._paused_since = 0, 0.0, None
-        self.bar.setRange(0, request.config.updates)
-        self.bar.setValue(0)
-        self.bar.setFormat(f"0 / {request.config.updates:,} updates")
+        # a resumed run's curves go on from its checkpoint
+        self.view.begin(request.config.updates, resumed_at=self._checkpoint_update(request) if request.resume else None)
+        self.result = None
         self._log(f"training {request.out_path.name}: {request.config.updates:,} updates, batch "
                   f"{request.config.batch_size}, lr {request.config.learning_rate:g} × {request.config.lr_decay:g} "
                   f"every {request.config.lr_decay_every:,}, momentum {request.config.momentum:g}, seed "
@@ -247,26 +207,20 @@ class TrainingDialog(QDialog):
         if self._worker is None or self.state not in ("loading", "training", "paused"):
             return
         self._worker.set_paused(paused)
+        self.view.set_paused(paused)
         if paused:
-            self._paused_since = time.perf_counter()
             self._set_state("paused")
             self._log(f"paused at {self.progress_summary()}")
         else:
-            if self._paused_since is not None:
-                self._paused_total += time.perf_counter() - self._paused_since
-            self._paused_since = None
             self._set_state("training" if self.last_progress is not None else "loading")
             self._log("resumed")
-        self._dirty = True
         self._refresh()
 
     def cancel(self) -> None:
         if self._worker is None:
             return
         self._worker.cancel()
-        if self._paused_since is not None:
-            self._paused_total += time.perf_counter() - self._paused_since
-            self._paused_since = None
+        self.view.set_paused(False)  # the clock stops counting a pause
         self._set_state("cancelling")
 
     @Slot(object)
@@ -282,17 +236,12 @@ class TrainingDialog(QDialog):
             self._log(item.text)
 
     def _on_record(self, item: TrainProgress) -> None:
-        self.progress_count += 1
-        if self._first is None:
-            self._first = item
-            if self.state == "loading":
-                self._set_state("training")
-        self.last_progress = item
-        self.plots.append(item)
+        first = self.view.first is None
+        self.view.add(item)
+        if first and self.state == "loading":
+            self._set_state("training")
         if item.note:
             self._log(f"note: {item.note}")  # e.g. another run's checkpoint is kept beside the model
-        if item.validation is not None:
-            self._plots_drawn_at = -math.inf  # a new validation point: draw it at the next tick
         if item.validation is not None and not item.finished:
             v = item.validation
             self._log(f"update {item.update:,}: validation error {format_percent(v.error)}, recall "
@@ -300,7 +249,6 @@ class TrainingDialog(QDialog):
                       f"(threshold {v.threshold:.3g})")
         if item.checkpoint_path and not item.finished:
             self._log(f"update {item.update:,}: checkpoint saved ({Path(item.checkpoint_path).name})")
-        self._dirty = True
 
     @Slot(object)
     def _on_finished(self, result: TrainProgress | None) -> None:
@@ -347,8 +295,7 @@ class TrainingDialog(QDialog):
             self.form.set_augment(self._pending_augment[0], source=self._pending_augment[1])
             self._pending_augment = None
         self._timer.stop()
-        self._dirty = True
-        self._refresh(force_plots=True)
+        self._refresh(force=True)
         self._remember_speed()
         self.runningChanged.emit(False)
 
@@ -357,9 +304,8 @@ class TrainingDialog(QDialog):
         path = Path(result.checkpoint_path)
         source = "validation" if self._request and self._request.validation != "none" else "training"
         figures = format_figures(result.validation, source) if result.validation else ""
-        self.result_label.setText(f"<b>Finished</b>: {result.update:,} updates in {format_duration(result.elapsed_s)}; "
-                                  f"model written to <code>{path}</code><br>{figures}")
-        self.result_label.show()
+        self.view.show_result(f"<b>Finished</b>: {result.update:,} updates in {format_duration(result.elapsed_s)}; "
+                              f"model written to <code>{path}</code><br>{figures}")
         self._log(f"finished: model written to {path}. {figures}")
         self.form.output_changed()
         self._set_state("finished", "Finished. Press “Use This Model” to make it the active model.")
@@ -371,34 +317,15 @@ class TrainingDialog(QDialog):
             self.use_button.setEnabled(False)
             self.use_button.setText("Active Model ✓")
 
-    # ---- drawing (rate-limited) ------------------------------------------------------------------
+    # ---- drawing (rate-limited, by the progress view) -----------------------------------------------
     def seconds_per_update(self) -> float:
         """Measured over this run, pauses left out; nan before two updates."""
-        first, last = self._first, self.last_progress
-        if first is None or last is None or last.update <= first.update:
-            return math.nan
-        paused = self._paused_total + (time.perf_counter() - self._paused_since if self._paused_since else 0.0)
-        return max(last.elapsed_s - first.elapsed_s - paused, 1e-9) / (last.update - first.update)
+        return self.view.seconds_per_update()
 
-    def _refresh(self, *, force_plots: bool = False) -> None:
-        """Bar and times at most every REFRESH_MS, plots every PLOT_REFRESH_MS (a redraw costs ~20 ms)."""
-        now = time.perf_counter()
-        if (force_plots or now - self._plots_drawn_at >= PLOT_REFRESH_MS / 1000) and self.plots.refresh():
-            self._plots_drawn_at = now
-        if not self._dirty:
-            return
-        self._dirty = False
-        p = self.last_progress
-        if p is not None:
-            self.bar.setValue(p.update)
-            self.bar.setFormat(f"{p.update:,} / {p.total_updates:,} updates")
-            per_update = self.seconds_per_update()
-            paused = self._paused_total + (time.perf_counter() - self._paused_since if self._paused_since else 0.0)
-            remaining = per_update * (p.total_updates - p.update)
-            rate = f"{1 / per_update:.2f} updates/s" if math.isfinite(per_update) else "measuring speed…"
-            left = "done" if p.finished else f"remaining ≈ {format_duration(remaining)}"
-            self.times.setText(f"elapsed {format_duration(p.elapsed_s - paused)} · {left} · {rate} · "
-                               f"loss {p.loss:.4f} · learning rate {p.learning_rate:.3g}")
+    def _refresh(self, *, force: bool = False) -> None:
+        """Every REFRESH_MS: the view draws what changed; the status lines follow the bar."""
+        if self.view.refresh(force=force):
+            p = self.last_progress
             if self.state in ("training",):
                 self.status.setText(f"Training: {self.progress_summary()}")
             self.statusText.emit(f"training {p.update:,}/{p.total_updates:,}" +
@@ -428,12 +355,12 @@ class TrainingDialog(QDialog):
             self.statusText.emit("")
 
     def _log(self, text: str) -> None:
-        self.log.appendPlainText(f"{datetime.now():%H:%M:%S}  {text}")
+        self.view.log_line(text)
 
     def _remember_speed(self) -> None:
         per_update = self.seconds_per_update()
         if (self._settings is None or self._request is None or not math.isfinite(per_update)
-                or self.form.model_config != ModelConfig() or self.last_progress.update - self._first.update < 20):
+                or self.form.model_config != ModelConfig() or self.last_progress.update - self.view.first.update < 20):
             return
         prefs.set_seconds_per_update(self._settings, torch.device(self._request.device).type, per_update)
 

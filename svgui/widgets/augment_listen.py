@@ -59,7 +59,7 @@ class ListenButtons(QWidget):
                         draw=preview.draw if preview else None, config=config,
                         partner_frame=preview.partner_frame if preview else None)
         worker.finished.connect(self._play_file)
-        worker.failed.connect(lambda exc: self.message.emit(f"Could not render the audio: {exc}"))
+        worker.failed.connect(self._render_failed)  # a bound method runs in the GUI thread, a lambda would not
         if config is not None:
             shown, left_out = rendered_parts(config)
             self.message.emit("Playing an audio approximation (" + (", ".join(shown) or "no audible change") +
@@ -67,6 +67,9 @@ class ListenButtons(QWidget):
         else:
             self.message.emit("Playing the original excerpt")
         return self._workers.start(worker)
+
+    def _render_failed(self, exc: Exception) -> None:
+        self.message.emit(f"Could not render the audio: {exc}")
 
     def _play_file(self, path: Path) -> None:
         self.player.set_source(path)

@@ -13,7 +13,8 @@ from engine.errors import TrainingDiverged
 from engine.predict import predict_file
 from engine.train import TrainProgress, checkpoint_path_for
 from svgui.dialogs import messages
-from svgui.dialogs.training_dialog import PLOT_REFRESH_MS, TrainingDialog
+from svgui.dialogs.training_dialog import TrainingDialog
+from svgui.widgets.training_progress import PLOT_REFRESH_MS
 from svgui.widgets.training_settings import format_duration
 from svgui.main_window import MainWindow
 from svgui.widgets.training_plots import nice_ceiling, trailing_mean

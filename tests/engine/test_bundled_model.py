@@ -1,8 +1,5 @@
 """The model shipped in resources/models: loads, describes itself, and predicts the demo well."""
 
-import time
-
-import numpy as np
 import pytest
 
 from engine.checkpoint import load_model
@@ -37,21 +34,18 @@ def test_bundled_model_has_the_expected_metadata(model):
 
 
 def _voiced_share_and_error(model, name):
-    start = time.perf_counter()
-    prediction = predict_file(model, DEMO / f"{name}.flac")
-    elapsed = time.perf_counter() - start
+    prediction = predict_file(model, DEMO / f"{name}.flac")  # its speed: bench/wall_clock.py
     predicted = smooth_probabilities(prediction.probabilities, median_frames=56) > model.threshold
     truth = intervals_to_targets(read_voiced_intervals(DEMO / f"{name}.lab"), len(predicted), 70.0)
-    return predicted.mean(), count_errors(predicted, truth), elapsed
+    return predicted.mean(), count_errors(predicted, truth)
 
 
 def test_demo_song_regions_follow_the_sung_phrases(model):
-    share, counts, elapsed = _voiced_share_and_error(model, SONG)
+    share, counts = _voiced_share_and_error(model, SONG)
     assert counts.error < 0.15 and counts.recall > 0.85 and counts.specificity > 0.75
-    assert elapsed < 5.0  # 30 s of audio; about 0.2 s on a 2-core CPU
 
 
 @pytest.mark.parametrize("name", INSTRUMENTALS)
 def test_demo_instrumentals_get_under_ten_percent_voice(model, name):
-    share, _, _ = _voiced_share_and_error(model, name)
+    share, _ = _voiced_share_and_error(model, name)
     assert share < 0.10

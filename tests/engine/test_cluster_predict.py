@@ -85,6 +85,7 @@ def manifest_without_times(folder: Path) -> dict:
     return manifest
 
 
+@pytest.mark.slow  # starts a local Ray instance (~20 s)
 def test_ray_gives_plain_predicts_outputs_and_manifest_and_a_rerun_skips_the_done_files(
         local_ray, model_path, songs, tmp_path, capsys):
     model = load_model(model_path)
@@ -188,6 +189,7 @@ class TroubledPredictor(FilePredictor):
         return super().predict(source, target, replace)
 
 
+@pytest.mark.slow  # a local Ray instance
 def test_a_dead_worker_is_replaced_and_sigterm_keeps_the_finished_files_only(local_ray, model_path, songs, tmp_path):
     model = load_model(model_path)
     info = export_info(model)

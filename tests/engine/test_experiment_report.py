@@ -207,6 +207,15 @@ def test_figure2_files(tmp_path):
 def test_write_report_writes_everything(tmp_path):
     paths = write_report(study(), tmp_path / "report", threshold="oracle")
     assert set(paths) == {"results.csv", "results.md", "table1.md", "figure2.png", "figure2.svg"}
-    assert all(path.is_file() and path.stat().st_size > 0 for path in paths.values())
+    rows = summarize(study(), threshold="oracle")
+    with open(paths["results.csv"], newline="", encoding="utf-8") as handle:
+        table = list(csv.DictReader(handle))
+    assert [(r["variant_key"], r["test_mode"]) for r in table] == [(r.variant_key, r.test_mode) for r in rows]
+    assert [float(r["error_mean"]) for r in table] == pytest.approx([r.error_mean for r in rows])
+    assert all(r.variant in paths["results.md"].read_text(encoding="utf-8") for r in rows)
+    assert "Train augmentation" in paths["table1.md"].read_text(encoding="utf-8")
+    import matplotlib.image
+    assert matplotlib.image.imread(paths["figure2.png"]).ndim == 3
+    assert "<svg" in paths["figure2.svg"].read_text(encoding="utf-8")
     leftovers = [p for p in (tmp_path / "report").iterdir() if p.name.startswith(".")]
     assert not leftovers  # no temporary files

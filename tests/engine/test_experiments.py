@@ -214,6 +214,7 @@ def test_two_processes_give_the_same_results_as_one(songs, sequential_study):
     assert {k: comparable(r) for k, r in run_records(out).items()} == {k: comparable(r) for k, r in expected.items()}
 
 
+@pytest.mark.slow  # starts a local Ray instance
 def test_a_local_ray_instance_gives_the_same_results(songs, sequential_study):
     pytest.importorskip("ray")
     out = songs / "ray"
@@ -299,6 +300,7 @@ def test_a_study_without_ray_installed_says_how_to_get_it(songs, monkeypatch, ca
     assert code != 0 and 'pip install ".[cluster]"' in capsys.readouterr().err
 
 
+@pytest.mark.timeout(120)  # the runs take many minutes: waiting for them instead of ending them times out
 def test_stopping_a_study_in_processes_ends_the_runs_in_progress(songs):
     import multiprocessing
     import time
@@ -318,11 +320,10 @@ def test_stopping_a_study_in_processes_ends_the_runs_in_progress(songs):
         if len(started) == 2:
             time.sleep(3)  # the first run is under way in its worker
             raise Stop
-    began = time.perf_counter()
     with pytest.raises(Stop):
         next(run_in_processes(long, runs, long.fingerprint, workers=2, threads=1, on_start=on_start))
     assert started == ["none/rep1", "pf/rep1"]
-    assert time.perf_counter() - began < 15 and not multiprocessing.active_children()
+    assert not multiprocessing.active_children()  # how soon: bench/wall_clock.py
 
 
 def test_the_plans_in_the_repository_read():

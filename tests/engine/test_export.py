@@ -113,10 +113,36 @@ def test_textgrid_tiles_the_whole_file(tmp_path, prediction):
     assert [t for _, _, t in tiles] == ["", "voice", "", "voice", ""]
 
 
-def test_every_format_is_written(tmp_path, prediction):
+def _read_back(path, fmt):
+    """What a format file says: the voiced regions (s) or the per-frame curve it carries."""
+    if fmt in ("lab", "audacity"):
+        return "regions", read_voiced_intervals(path)
+    if fmt == "csv":
+        return "regions", [(float(r[0]), float(r[0]) + float(r[2])) for r in read_rows(path)]
+    if fmt == "textgrid":
+        tiles = re.findall(r'xmin = ([\d.]+)\s+xmax = ([\d.]+)\s+text = "voice"', path.read_text())
+        return "regions", [(float(a), float(b)) for a, b in tiles]
+    if fmt == "jams":
+        import jams
+        annotation = jams.load(str(path), validate=False).annotations.search(namespace="segment_open")[0]
+        return "regions", [(o.time, o.time + o.duration) for o in annotation.data]
+    if fmt == "curve":
+        return "smoothed", np.array(read_rows(path), dtype=float)[:, 1]
+    if fmt == "frames":
+        return "raw", np.array([r[2] for r in read_rows(path)[1:]], dtype=float)
+    with np.load(path, allow_pickle=False) as data:
+        return "raw", data["probabilities"].astype(float)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # jsonschema API used inside jams
+def test_every_format_is_written_under_its_name_and_reads_back(tmp_path, prediction):
+    expected = {"regions": np.array(prediction["intervals"]), "raw": prediction["probabilities"],
+                "smoothed": smooth_probabilities(prediction["probabilities"])}
     for fmt in FORMATS:
         path = write_prediction(output_path(tmp_path, "/music/song.wav", fmt), fmt, **prediction)
-        assert path.name == "song.pred" + FORMATS[fmt] and path.stat().st_size > 0
+        assert path.name == "song.pred" + FORMATS[fmt]
+        kind, values = _read_back(path, fmt)
+        np.testing.assert_allclose(np.asarray(values, dtype=float), expected[kind], atol=1e-3, err_msg=fmt)
     assert sorted(os.listdir(tmp_path)) == sorted("song.pred" + s for s in FORMATS.values())
 
 

@@ -24,6 +24,7 @@ from tests.synth import random_voiced, write_song
 
 SMALL = ModelConfig(conv_channels=(8, 8, 16, 8), dense_units=(32, 16))
 TIMEOUT_MS = 60_000
+QUIET_MS = 500  # no progress for this long: the worker is waiting (updates of the small network take ~10 ms)
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +45,19 @@ def dialog(qtbot, env):
     qtbot.addWidget(dlg)
     yield dlg
     workers.stop_all()
+
+
+def settled(qtbot, read, *, timeout_ms=TIMEOUT_MS):
+    """``read()`` once it has not changed for QUIET_MS (instead of a fixed wait long enough for a slow machine)."""
+    value, quiet_since = read(), time.monotonic()
+    deadline = quiet_since + timeout_ms / 1000
+    while time.monotonic() - quiet_since < QUIET_MS / 1000:
+        assert time.monotonic() < deadline, f"still changing after {timeout_ms} ms"
+        qtbot.wait(50)
+        now = read()
+        if now != value:
+            value, quiet_since = now, time.monotonic()
+    return value
 
 
 def configure(dlg, songs, out, *, updates=30, validate_every=10, checkpoint_every=0):
@@ -115,9 +129,8 @@ def test_pause_resume_and_cancel_keep_a_loadable_checkpoint(qtbot, dialog, songs
 
     dialog.pause_button.click()
     assert dialog.state == "paused" and dialog.pause_button.text() == "Resume"
-    qtbot.wait(1500)  # the updates in flight still arrive, then the worker waits
-    paused_at = dialog.progress_count
-    qtbot.wait(1000)
+    paused_at = settled(qtbot, lambda: dialog.progress_count)  # the updates in flight arrive, then it waits
+    qtbot.wait(QUIET_MS)
     assert dialog.progress_count == paused_at
     assert "Paused" in dialog.status.text()
 
@@ -127,10 +140,8 @@ def test_pause_resume_and_cancel_keep_a_loadable_checkpoint(qtbot, dialog, songs
     dialog.set_augment(AugmentConfig.paper(), source="preview")  # from the preview, mid-run
     assert dialog.form.augment_config() == AugmentConfig()  # the form still shows this run's
 
-    started = time.perf_counter()
-    with qtbot.waitSignal(dialog.runningChanged, timeout=5000):
+    with qtbot.waitSignal(dialog.runningChanged, timeout=5000):  # its latency: bench/wall_clock.py
         dialog.cancel_button.click()
-    assert time.perf_counter() - started < 1.0
     assert dialog.state == "idle" and dialog.start_button.isEnabled()
     checkpoint = checkpoint_path_for(out)
     assert checkpoint.is_file() and str(checkpoint) in dialog.status.text()

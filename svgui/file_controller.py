@@ -12,6 +12,7 @@ from PySide6.QtCore import QObject, QSettings, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QMenu, QWidget
 
 from engine.audio import AUDIO_EXTENSIONS, is_audio_path
+from engine.datasets import LABEL_SUFFIXES, label_file_for
 from engine.errors import EngineError, OutputWriteError, OverwriteRefused
 from svgui import settings as prefs
 from svgui.dialogs.export_dialog import ExportDialog
@@ -22,7 +23,6 @@ from svgui.workers import Worker, WorkerRegistry
 
 AUTOSAVE_INTERVAL_MS = 30_000
 AUDIO_FILTER = "Audio files (" + " ".join(f"*{e}" for e in AUDIO_EXTENSIONS) + ");;All files (*)"
-LABEL_SUFFIXES = (".lab", ".txt")
 
 
 class FileController(QObject):
@@ -99,8 +99,7 @@ class FileController(QObject):
         self.document.set_audio(decoded.path, decoded.samples, decoded.log_mel)
         if decoded.warnings:
             show_error(self._window, "Audio decoded in part", "\n".join(decoded.warnings))
-        label = next((decoded.path.with_suffix(s) for s in LABEL_SUFFIXES if decoded.path.with_suffix(s).is_file()),
-                     None)
+        label = label_file_for(decoded.path)
         if label is not None:
             self.load_labels(label)
         found = self.document.find_autosave()

@@ -17,6 +17,7 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QFileDialog, QHBoxLayout, QHeaderView, QPlainTextEdit,
                                QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from svgui.dialogs.messages import show_error
 from svgui.document import Document
 from svgui.model_jobs import same_file
 from svgui.widgets.model_compare import ModelComparison
@@ -84,6 +85,7 @@ class ModelsDialog(QDialog):
         splitter.addWidget(top)
         self.compare = ModelComparison(workers=self._workers, document=document)
         self.compare.compared.connect(self.compared)
+        self.compare.problem.connect(lambda title, what: show_error(self, title, what))
         splitter.addWidget(self.compare)
         splitter.setSizes([360, 420])
         close = QPushButton("Close")

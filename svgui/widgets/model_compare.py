@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QGroup
 
 from engine.evaluate import count_errors
 from engine.labels import intervals_to_targets
-from svgui.dialogs.messages import show_error
 from svgui.document import Document
 from svgui.model_jobs import Comparison, Curves, ModelStep, run_curve_comparison, run_folder_comparison, same_file
 from svgui.widgets.colormaps import LEFT_AXIS_WIDTH_PX, TRUTH_COLOR, TimeAxisItem, with_alpha
@@ -38,6 +37,7 @@ class ModelComparison(QGroupBox):
     """Two model choices, two buttons, a curve plot and a table of figures."""
 
     compared = Signal(object)  # Curves or Comparison, once drawn
+    problem = Signal(str, object)  # (title, text or exception): the dialog holding it shows the message
 
     def __init__(self, parent: QWidget | None = None, *, workers: WorkerRegistry | None = None,
                  document: Document | None = None):
@@ -128,7 +128,7 @@ class ModelComparison(QGroupBox):
     def compare_on_open_file(self) -> bool:
         document = self._document
         if document is None or not document.is_open:
-            show_error(self, "Nothing to compare on", "Open a file in the main window first.")
+            self.problem.emit("Nothing to compare on", "Open a file in the main window first.")
             return False
         return self._start(Worker(run_curve_comparison, list(self.compare_paths()), document.samples),
                            f"predicting {document.audio_path.name} with both models…", self._draw_curves)
@@ -147,7 +147,7 @@ class ModelComparison(QGroupBox):
             return False
         a, b = self.compare_paths()
         if same_file(a, b):
-            show_error(self, "Pick two different models", "Both sides of the comparison are the same model.")
+            self.problem.emit("Pick two different models", "Both sides of the comparison are the same model.")
             return False
         worker.progress.connect(self._on_progress)
         worker.finished.connect(self._on_finished)
@@ -178,7 +178,7 @@ class ModelComparison(QGroupBox):
     def _on_failed(self, exc) -> None:
         self._on_done()
         self.compare_status.setText(f"Comparison failed: {exc}")
-        show_error(self, "Comparison failed", exc)
+        self.problem.emit("Comparison failed", exc)
 
     @Slot()
     def _on_done(self) -> None:

@@ -173,6 +173,9 @@ def test_comparing_two_models_on_the_open_file_and_on_a_folder(qtbot, env, model
         window.open_file(labelled / "track1.wav")
     dialog = window.show_models_dialog()
     assert dialog.compare.compare_paths()[0] == mine  # the active model first
+    dialog.compare.set_compare(mine, mine)
+    assert not dialog.compare.compare_on_open_file()  # the widget says why, the dialog shows it
+    assert (messages.recorded[-1].kind, messages.recorded[-1].title) == ("error", "Pick two different models")
     dialog.compare.set_compare(bundled, mine)
     with qtbot.waitSignal(dialog.compared, timeout=TIMEOUT_MS) as blocker:
         assert dialog.compare.compare_on_open_file()

@@ -29,6 +29,7 @@ _MODEL = "model/active_path"
 _PRECISION = "model/precision"
 _TRAINING_SPEED = "training/seconds_per_update"  # + "/cpu", "/cuda", ...: measured per device type
 _TRAINING_FOLDER = "training/last_output_folder"
+_USER_MODELS = "models/user_paths"
 
 
 def make_settings() -> QSettings:
@@ -122,6 +123,15 @@ def set_last_folder(settings: QSettings, folder: str | os.PathLike) -> None:
     """Remember a folder (a file's folder when given a file)."""
     folder = Path(folder)
     settings.setValue(_LAST_FOLDER, str(folder.parent if folder.is_file() else folder))
+
+
+def user_model_paths(settings: QSettings) -> list[str]:
+    """The user's own model files as remembered (newest first; ``svgui.widgets.models_panel`` edits it)."""
+    return _string_list(settings.value(_USER_MODELS))
+
+
+def set_user_model_paths(settings: QSettings, paths: list[str]) -> None:
+    settings.setValue(_USER_MODELS, list(paths))
 
 
 def active_model_path(settings: QSettings) -> str | None:

@@ -1,8 +1,8 @@
 """The models the user has: the bundled one and their own, with what each was trained on and how well
 it did (the list that Model ▸ Models…, ``svgui.dialogs.models_dialog``, shows and edits).
 
-User model paths are remembered in QSettings (``models/user_paths``); metadata comes from each file's
-header (``engine.checkpoint.read_header``), so listing never loads weights.
+User model paths are remembered in QSettings (``svgui.settings.user_model_paths``); metadata comes
+from each file's header (``engine.checkpoint.read_header``), so listing never loads weights.
 """
 
 from __future__ import annotations
@@ -17,19 +17,11 @@ from engine.checkpoint import read_header
 from engine.errors import EngineError
 from engine.evaluate import format_percent
 from engine.resources import bundled_model_path
+from svgui import settings as prefs
 from svgui.model_jobs import same_file
 
-_USER_MODELS = "models/user_paths"
-
-
-# ---- the remembered list ---------------------------------------------------------------------------
-def user_model_paths(settings: QSettings) -> list[str]:
-    value = settings.value(_USER_MODELS)  # INI files give a str for one entry and None for none
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value] if value else []
-    return [str(v) for v in value if v]
+# ---- the remembered list (kept in svgui.settings) ---------------------------------------------------
+user_model_paths = prefs.user_model_paths
 
 
 def add_user_model(settings: QSettings, path: str | os.PathLike) -> list[str]:
@@ -40,13 +32,13 @@ def add_user_model(settings: QSettings, path: str | os.PathLike) -> list[str]:
     if same_file(path, bundled) or any(same_file(path, p) for p in paths):
         return paths
     paths = [path] + paths
-    settings.setValue(_USER_MODELS, paths)
+    prefs.set_user_model_paths(settings, paths)
     return paths
 
 
 def remove_user_model(settings: QSettings, path: str | os.PathLike) -> list[str]:
     paths = [p for p in user_model_paths(settings) if not same_file(p, path)]
-    settings.setValue(_USER_MODELS, paths)
+    prefs.set_user_model_paths(settings, paths)
     return paths
 
 

@@ -9,10 +9,10 @@ generator's ``finally`` then runs, e.g. training saves a checkpoint). Every live
 registered so the application can stop and join them all on close.
 
 We keep this module rather than depend on superqt (``thread_worker``/``GeneratorWorker``): the
-contract is the same, while the registry that joins every thread on close, the pause that
-blocks between yields and ``running_threads`` for the tests are what the app needs, in ~150
-lines with no new dependency. superqt runs workers in the global QThreadPool, whose threads
-outlive the workers and so cannot be checked for "no thread left running".
+contract is the same, and what the app needs besides it (a registry per window that cancels and
+joins exactly its own threads on close, a pause that blocks between yields, ``running_threads``
+for the tests' "no thread left running" check) is here in ~170 lines without a new dependency.
+superqt runs jobs on the shared global QThreadPool, whose threads outlive each job.
 
 Thread affinity (PySide6 6.11, tested in tests/svgui/test_workers.py): a lambda or other plain
 callable connected to a signal runs in the thread of the signal's sender object, so one

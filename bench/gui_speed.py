@@ -12,7 +12,6 @@ PROCESS_START = time.perf_counter()  # before the heavy imports (torch, Qt): "fr
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -55,7 +54,7 @@ def measure(minutes: float, model: Path | None = None) -> dict:
     window.show()
     _, demo = demo_paths()
     window.open_file(demo)
-    end = _wait(app, window, "predictionsShown" if window.model else "fileShown")
+    _wait(app, window, "predictionsShown" if window.model else "fileShown")
     window.repaint()
     results["process_start_to_drawn_demo_s"] = time.perf_counter() - PROCESS_START
     results["window_to_drawn_demo_s"] = time.perf_counter() - start

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 import torch.nn.functional as F
 
-from engine.augment import crop_centre, draw_augmentations, filter_response_db, apply_gain_db, warp
+from engine.augment import apply_gain_db, crop_centre, draw_augmentations, filter_response_db, warp
 from engine.batches import AugmentedBatches
 from engine.bench import machine_description
 from engine.bench_train import _synthetic_tracks
@@ -114,7 +114,7 @@ def compare_layouts(model, batches, repeats: int) -> dict:
     for name, fmt in (("contiguous", torch.contiguous_format), ("channels_last", torch.channels_last)):
         network.to(memory_format=fmt).eval()
         # fcn_logits turns its input channels-last; for the default layout, undo that in the weights only
-        results[f"fcn_chunk_ms_{name}"] = best_ms(lambda: _fcn(network, padded, fmt), repeats)
+        results[f"fcn_chunk_ms_{name}"] = best_ms(lambda fmt=fmt: _fcn(network, padded, fmt), repeats)
         results[f"update_ms_{name}"] = _updates(model, batches, repeats, prefetch=False, memory_format=fmt)
     return results
 

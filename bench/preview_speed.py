@@ -47,7 +47,7 @@ def measure_view(app, panel, mode: str, repeats: int) -> list[float]:
         count = panel.recompute_count
         start = time.perf_counter()
         panel.controls.sliders[short].setValue(round(value / spin.singleStep()))
-        _pump_until(app, lambda: panel.recompute_count > count)
+        _pump_until(app, lambda count=count: panel.recompute_count > count)
         panel.picture.repaint()
         times.append((time.perf_counter() - start) * 1000)
     return times

@@ -22,12 +22,18 @@ from engine.audio import is_audio_path
 from engine.cache import SpectrogramCache
 from engine.checkpoint import VoiceModel, file_sha256
 from engine.config import PredictConfig
-from engine.datasets import (Track, TrackData, format_names, is_jamendo_layout, load_jamendo, load_track,
-                             resolve_dataset)
+from engine.datasets import Track, TrackData, format_names, is_jamendo_layout, load_jamendo, load_track, resolve_dataset
 from engine.errors import ConfigError, EngineError, OverwriteRefused
 from engine.evaluate import Evaluation, evaluate, predicted_intervals
-from engine.export import (MANIFEST_NAME, ExportInfo, manifest_entry, output_path, recorded_outputs, write_manifest,
-                           write_prediction)
+from engine.export import (
+    MANIFEST_NAME,
+    ExportInfo,
+    manifest_entry,
+    output_path,
+    recorded_outputs,
+    write_manifest,
+    write_prediction,
+)
 from engine.fileio import ensure_writable_folder
 from engine.predict import predict_file, predict_linear
 

@@ -16,7 +16,7 @@ from engine.checkpoint import VoiceModel
 from engine.config import AugmentConfig, FeatureConfig
 from engine.datasets import Track, TrackData
 from engine.devices import pick_device
-from engine.features import linear_spectrogram, log_compress, linear_to_mel
+from engine.features import linear_spectrogram, linear_to_mel, log_compress
 from engine.normalize import compute_normalization
 from engine.precision import autocast, choose_precision
 

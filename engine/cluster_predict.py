@@ -33,8 +33,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.batch_predict import (BatchDone, FileOutcome, OutputPlan, _write_manifests, export_info,
-                                  find_audio_files, predict_one, prepare_outputs)
+from engine.batch_predict import (
+    BatchDone,
+    FileOutcome,
+    OutputPlan,
+    _write_manifests,
+    export_info,
+    find_audio_files,
+    predict_one,
+    prepare_outputs,
+)
 from engine.config import PredictConfig
 from engine.errors import ClusterError, ConfigError, EngineError, OverwriteRefused
 from engine.export import ExportInfo, read_manifest

@@ -10,8 +10,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from engine.batch_predict import (BatchDone, evaluation_tracks, export_info, find_audio_files, predict_files,
-                                  prepare_outputs)
+from engine.batch_predict import (
+    BatchDone,
+    evaluation_tracks,
+    export_info,
+    find_audio_files,
+    predict_files,
+    prepare_outputs,
+)
 from engine.cache import SpectrogramCache
 from engine.checkpoint import load_model
 from engine.config import AugmentConfig, EvalConfig, PredictConfig, TrainConfig

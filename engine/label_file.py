@@ -21,9 +21,21 @@ from pathlib import Path
 
 from engine.errors import LabelFormatError
 from engine.fileio import atomic_write_text
-from engine.labels import (NO_VOICE_LABEL, VOICE_LABEL, Interval, LabelWarning, Segment, format_audacity,
-                           format_lab, is_voiced, label_format_of, parse_label_line, read_label_text,
-                           voiced_intervals, warn_if_empty)
+from engine.labels import (
+    NO_VOICE_LABEL,
+    VOICE_LABEL,
+    Interval,
+    LabelWarning,
+    Segment,
+    format_audacity,
+    format_lab,
+    is_voiced,
+    label_format_of,
+    parse_label_line,
+    read_label_text,
+    voiced_intervals,
+    warn_if_empty,
+)
 
 MATCH_TOLERANCE_S = 1e-9  # an interval this close to a file's interval is that interval, unchanged
 

@@ -29,7 +29,7 @@ class SingingVoiceCNN(nn.Module):
         self.config = config
         self.n_mels = n_mels
         c1, c2, c3, c4 = config.conv_channels
-        k, p = config.kernel_size, config.pool_size
+        k = config.kernel_size
         self.conv1 = nn.Conv2d(1, c1, k)
         self.conv2 = nn.Conv2d(c1, c2, k)
         self.conv3 = nn.Conv2d(c2, c3, k)

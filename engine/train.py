@@ -24,11 +24,25 @@ import torch
 import torch.nn.functional as F
 
 import engine
-from engine.checkpoint import (VoiceModel, check_model_output, checkpoint_run_id, load_model, load_training_state,
-                               save_model, training_augment)
 from engine.batches import AugmentedBatches, BatchStream, ExcerptBatches
-from engine.config import (AugmentConfig, EvalConfig, FeatureConfig, ModelConfig, TrainConfig, config_from_dict,
-                           config_to_dict)
+from engine.checkpoint import (
+    VoiceModel,
+    check_model_output,
+    checkpoint_run_id,
+    load_model,
+    load_training_state,
+    save_model,
+    training_augment,
+)
+from engine.config import (
+    AugmentConfig,
+    EvalConfig,
+    FeatureConfig,
+    ModelConfig,
+    TrainConfig,
+    config_from_dict,
+    config_to_dict,
+)
 from engine.datasets import TrackData
 from engine.devices import pick_device
 from engine.errors import ConfigError, DatasetError, ModelFileError, TrainingDiverged

@@ -16,7 +16,8 @@ from functools import reduce
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu, QToolBar
 
-from svgui.widgets.precision_combo import LABELS as PRECISION_LABELS, TOOLTIP as PRECISION_TOOLTIP
+from svgui.widgets.precision_combo import LABELS as PRECISION_LABELS
+from svgui.widgets.precision_combo import TOOLTIP as PRECISION_TOOLTIP
 from svgui.widgets.spectrogram_view import COLORMAPS, SpectrogramView
 
 Keys = tuple[str, ...] | QKeySequence.StandardKey

@@ -20,8 +20,15 @@ from engine.config import EvalConfig, FeatureConfig
 from engine.errors import LabelFormatError, OverwriteRefused
 from engine.evaluate import Counts, count_errors, smooth_probabilities
 from engine.label_file import LabelFile, read_label_file, write_label_text
-from engine.labels import (Interval, intervals_to_targets, is_voiced, label_format_of, merge_intervals,
-                           read_label_text, targets_to_intervals)
+from engine.labels import (
+    Interval,
+    intervals_to_targets,
+    is_voiced,
+    label_format_of,
+    merge_intervals,
+    read_label_text,
+    targets_to_intervals,
+)
 from svgui import autosave as autosaves
 
 AUTOSAVE_SUFFIX = autosaves.AUTOSAVE_SUFFIX

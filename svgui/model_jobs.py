@@ -17,13 +17,30 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.batch_predict import BatchDone, FileOutcome, ScoredSet, ScoreProgress, export_info, find_audio_files
-from engine.batch_predict import evaluation_tracks, predict_files, score_tracks
+from engine.batch_predict import (
+    BatchDone,
+    FileOutcome,
+    ScoredSet,
+    ScoreProgress,
+    evaluation_tracks,
+    export_info,
+    find_audio_files,
+    predict_files,
+    score_tracks,
+)
 from engine.cache import SpectrogramCache
 from engine.checkpoint import check_model_output, load_model, read_resume_settings
 from engine.config import AugmentConfig, FeatureConfig, ModelConfig, PredictConfig, TrainConfig
-from engine.datasets import Track, TrackData, check_disjoint, is_jamendo_layout, load_jamendo, load_track
-from engine.datasets import scan_folder, split_tracks
+from engine.datasets import (
+    Track,
+    TrackData,
+    check_disjoint,
+    is_jamendo_layout,
+    load_jamendo,
+    load_track,
+    scan_folder,
+    split_tracks,
+)
 from engine.devices import pick_device
 from engine.errors import DatasetError, EngineError
 from engine.evaluate import smooth_probabilities

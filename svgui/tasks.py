@@ -16,8 +16,8 @@ import numpy as np
 from engine.audio import load_audio
 from engine.checkpoint import VoiceModel
 from engine.config import FeatureConfig
-from engine.features import frame_count, log_mel_spectrogram
 from engine.errors import AudioLoadError
+from engine.features import frame_count, log_mel_spectrogram
 from engine.precision import choose_precision
 from engine.predict import iter_predictions, samples_reader
 

@@ -12,12 +12,30 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
-                               QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine.errors import EngineError
-from engine.export import (FORMATS, ExportInfo, is_prediction_file, output_path, sidecar_path, write_prediction,
-                           write_sidecar)
+from engine.export import (
+    FORMATS,
+    ExportInfo,
+    is_prediction_file,
+    output_path,
+    sidecar_path,
+    write_prediction,
+    write_sidecar,
+)
 from svgui.dialogs.messages import ask_yes_no, show_error
 from svgui.document import Document
 

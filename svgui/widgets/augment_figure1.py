@@ -18,8 +18,14 @@ from PySide6.QtCore import QRectF, Qt
 from engine.augment import filter_response_db
 from engine.config import AugmentConfig, FeatureConfig
 from engine.preview import Preview, cut_excerpt
-from svgui.augment_sources import (EXCERPT_FRAMES, CropBorder, PreviewSource, crop_border, filter_frequencies_hz,
-                                   filter_responses_db)
+from svgui.augment_sources import (
+    EXCERPT_FRAMES,
+    CropBorder,
+    PreviewSource,
+    crop_border,
+    filter_frequencies_hz,
+    filter_responses_db,
+)
 from svgui.widgets.augment_views import CENTRE_PEN, TITLE_SIZE
 from svgui.widgets.colormaps import get_colormap
 

@@ -19,13 +19,29 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSizePolicy, QStackedWidget,
-                               QTabBar, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSizePolicy,
+    QStackedWidget,
+    QTabBar,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine.config import AugmentConfig
 from engine.preview import Preview
-from svgui.augment_sources import (EXCERPT_FRAMES, PreviewSource, augment_spec, compact_description, make_source,
-                                   torch_threads)
+from svgui.augment_sources import (
+    EXCERPT_FRAMES,
+    PreviewSource,
+    augment_spec,
+    compact_description,
+    make_source,
+    torch_threads,
+)
 from svgui.document import Document
 from svgui.playback import Player
 from svgui.widgets.augment_controls import KNOBS, AugmentControls

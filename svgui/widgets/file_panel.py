@@ -14,12 +14,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QPalette, QStandardItem, QStandardItemModel
-from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QLineEdit, QTreeView, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QLineEdit, QTreeView, QVBoxLayout, QWidget
 
 from engine.audio import is_audio_path
-from engine.datasets import (JAMENDO_SPLITS, format_names, is_jamendo_layout, label_file_for, load_jamendo,
-                             scan_folder)
+from engine.datasets import JAMENDO_SPLITS, format_names, is_jamendo_layout, label_file_for, load_jamendo, scan_folder
 from engine.errors import EngineError
 
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1      # Path of the audio file (None for split branches and missing audio)

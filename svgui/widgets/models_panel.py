@@ -94,13 +94,12 @@ def describe_entry(path: Path, header: dict) -> str:
         lines.append(f"updates: {meta['updates']:,} (seed {meta.get('seed')}{schedule})")
     if meta.get("augment"):
         lines.append(f"augmentation: {meta['augment'].get('description', 'none')}")
-    for key, title in (("validation", "validation"), ("threshold_figures", "threshold chosen on")):
-        figures = meta.get(key)
-        if isinstance(figures, dict) and key == "validation":
-            lines.append(f"validation: error {format_percent(figures['error'])}, recall "
-                         f"{format_percent(figures['recall'], 1)}, specificity "
-                         f"{format_percent(figures['specificity'], 1)} ({figures['n_frames']:,} frames, "
-                         f"update {figures['update']:,})")
+    figures = meta.get("validation")
+    if isinstance(figures, dict):
+        lines.append(f"validation: error {format_percent(figures['error'])}, recall "
+                     f"{format_percent(figures['recall'], 1)}, specificity "
+                     f"{format_percent(figures['specificity'], 1)} ({figures['n_frames']:,} frames, "
+                     f"update {figures['update']:,})")
     lines.append(f"threshold: {header.get('threshold', float('nan')):.4g}"
                  + (f" (chosen on the {meta['threshold_source']} data)" if meta.get("threshold_source") else ""))
     network = header.get("model") or {}

@@ -12,8 +12,15 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from svgui.document import Document
-from svgui.widgets.colormaps import (LEFT_AXIS_WIDTH_PX, PREDICTED_COLOR, THRESHOLD_COLOR, TRUTH_COLOR,
-                                     TimeAxisItem, add_right_gutter, with_alpha)
+from svgui.widgets.colormaps import (
+    LEFT_AXIS_WIDTH_PX,
+    PREDICTED_COLOR,
+    THRESHOLD_COLOR,
+    TRUTH_COLOR,
+    TimeAxisItem,
+    add_right_gutter,
+    with_alpha,
+)
 from svgui.widgets.region_layer import IntervalBand
 
 Y_MARGIN = 0.08  # room above 1 and below 0 so the curve's extremes and the line stay grabbable

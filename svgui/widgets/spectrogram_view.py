@@ -20,10 +20,21 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from engine.features import hz_to_mel, mel_to_hz
 from svgui.document import Document
-from svgui.widgets.colormaps import COLORMAPS  # noqa: F401 - part of this module's interface
-from svgui.widgets.colormaps import (CURSOR_COLOR, FALSE_NEGATIVE_COLOR, FALSE_POSITIVE_COLOR, LANE_BACKGROUND_COLOR,
-                                     LEFT_AXIS_WIDTH_PX, PREDICTED_COLOR, RIGHT_GUTTER_PX, SELECTION_COLOR, TRUTH_COLOR,
-                                     TimeAxisItem, get_colormap, with_alpha)
+from svgui.widgets.colormaps import (
+    COLORMAPS,  # noqa: F401 - part of this module's interface
+    CURSOR_COLOR,
+    FALSE_NEGATIVE_COLOR,
+    FALSE_POSITIVE_COLOR,
+    LANE_BACKGROUND_COLOR,
+    LEFT_AXIS_WIDTH_PX,
+    PREDICTED_COLOR,
+    RIGHT_GUTTER_PX,
+    SELECTION_COLOR,
+    TRUTH_COLOR,
+    TimeAxisItem,
+    get_colormap,
+    with_alpha,
+)
 from svgui.widgets.region_layer import IntervalBand, RegionLayer
 
 DB_PER_NEPER = 20.0 / math.log(10.0)  # log_mel holds natural logs of magnitudes

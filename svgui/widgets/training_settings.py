@@ -13,17 +13,32 @@ from pathlib import Path
 
 import torch
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout,
-                               QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton, QRadioButton, QSpinBox,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine.config import AugmentConfig, ModelConfig, TrainConfig
 from engine.datasets import Track, is_jamendo_layout, label_file_for
 from engine.devices import describe_device
 from engine.errors import EngineError
 from engine.train import checkpoint_path_for
-from svgui.augment_sources import augment_spec
 from svgui import settings as prefs
+from svgui.augment_sources import augment_spec
 from svgui.model_jobs import TrainingRequest
 from svgui.widgets.precision_combo import PrecisionCombo
 

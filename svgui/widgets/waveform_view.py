@@ -15,8 +15,14 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from svgui.document import Document
-from svgui.widgets.colormaps import (CURSOR_COLOR, HIGHLIGHT_COLOR, LEFT_AXIS_WIDTH_PX, TRUTH_COLOR,
-                                     add_right_gutter, with_alpha)
+from svgui.widgets.colormaps import (
+    CURSOR_COLOR,
+    HIGHLIGHT_COLOR,
+    LEFT_AXIS_WIDTH_PX,
+    TRUTH_COLOR,
+    add_right_gutter,
+    with_alpha,
+)
 from svgui.widgets.region_layer import IntervalBand
 
 ENVELOPE_POINTS = 4000

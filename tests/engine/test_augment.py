@@ -7,11 +7,27 @@ import pytest
 import torch
 from scipy import ndimage
 
-from engine.augment import (AugmentDraw, apply_gain_db, apply_mix, augment_excerpts, crop_centre, describe_draw,
-                            draw_augmentations, filter_response_db, warp)
+from engine.augment import (
+    AugmentDraw,
+    apply_gain_db,
+    apply_mix,
+    augment_excerpts,
+    crop_centre,
+    describe_draw,
+    draw_augmentations,
+    filter_response_db,
+    warp,
+)
 from engine.checkpoint import VoiceModel
 from engine.config import AugmentConfig, FeatureConfig, ModelConfig, PredictConfig
-from engine.features import frame_count, linear_spectrogram, linear_to_mel, log_compress, log_mel_spectrogram, mel_filterbank
+from engine.features import (
+    frame_count,
+    linear_spectrogram,
+    linear_to_mel,
+    log_compress,
+    log_mel_spectrogram,
+    mel_filterbank,
+)
 from engine.normalize import Normalization, compute_normalization
 from engine.predict import predict_samples
 from engine.warp import scale_frequency

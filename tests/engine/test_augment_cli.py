@@ -7,7 +7,6 @@ import struct
 
 import numpy as np
 import pytest
-import torch
 
 import engine.train
 from engine.cache import SpectrogramCache
@@ -18,8 +17,8 @@ from engine.datasets import Track, load_track
 from engine.features import linear_to_mel, log_compress
 from engine.normalize import compute_normalization
 from engine.preview import cut_excerpt, preview_excerpt
-from tests.synth import random_voiced, write_song
 from tests.cli_helpers import assert_one_line_error
+from tests.synth import random_voiced, write_song
 
 SMALL = ModelConfig(conv_channels=(8, 8, 16, 8), dense_units=(32, 16))
 FEATURES = FeatureConfig()

@@ -11,13 +11,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.batch_predict import (BatchDone, FileOutcome, ScoredSet, ScoreProgress, export_info, find_audio_files,
-                                  plan_outputs, predict_files, predict_one, prepare_outputs, score_tracks)
+from engine import batch_predict
+from engine.batch_predict import (
+    BatchDone,
+    FileOutcome,
+    ScoredSet,
+    ScoreProgress,
+    export_info,
+    find_audio_files,
+    plan_outputs,
+    predict_files,
+    predict_one,
+    prepare_outputs,
+    score_tracks,
+)
 from engine.cache import SpectrogramCache
 from engine.checkpoint import VoiceModel, load_model, save_model
 from engine.cli import main as cli_main
 from engine.config import ModelConfig
-from engine import batch_predict
 from engine.datasets import find_tracks, load_tracks, scan_folder
 from engine.errors import ConfigError, OutputWriteError, OverwriteRefused
 from engine.evaluate import evaluate, predicted_intervals

@@ -11,8 +11,16 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from engine.checkpoint import (FORMAT_NAME, FORMAT_VERSION, VoiceModel, describe_model, load_model,
-                               load_training_state, read_header, save_model)
+from engine.checkpoint import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    VoiceModel,
+    describe_model,
+    load_model,
+    load_training_state,
+    read_header,
+    save_model,
+)
 from engine.config import EvalConfig, FeatureConfig, ModelConfig
 from engine.errors import ModelFileError
 from engine.normalize import Normalization

@@ -26,8 +26,8 @@ from engine.export import FORMATS, MANIFEST_NAME
 from engine.labels import format_audacity, format_lab
 from engine.predict import predict_file, predict_linear
 from engine.train import checkpoint_path_for
-from tests.synth import random_voiced, write_song
 from tests.cli_helpers import assert_one_line_error
+from tests.synth import random_voiced, write_song
 
 SMALL = ModelConfig(conv_channels=(8, 8, 16, 8), dense_units=(32, 16))
 SONG_S = 12.0

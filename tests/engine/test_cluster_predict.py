@@ -18,8 +18,16 @@ from engine.audio import AudioWarning
 from engine.batch_predict import BatchDone, FileOutcome, export_info, find_audio_files, plan_outputs, predict_files
 from engine.checkpoint import VoiceModel, load_model, save_model
 from engine.cli import main
-from engine.cluster_predict import (CANCEL_GRACE_S, ClusterStart, FilePredictor, _cluster_plan, _ManifestRecorder,
-                                    _stop_in_flight, finished_files, predict_files_on_ray)
+from engine.cluster_predict import (
+    CANCEL_GRACE_S,
+    ClusterStart,
+    FilePredictor,
+    _cluster_plan,
+    _ManifestRecorder,
+    _stop_in_flight,
+    finished_files,
+    predict_files_on_ray,
+)
 from engine.config import ModelConfig, PredictConfig
 from engine.errors import ClusterError, ConfigError
 from engine.export import MANIFEST_NAME

@@ -6,8 +6,15 @@ import json
 import numpy as np
 import pytest
 
-from engine.config import (EvalConfig, FeatureConfig, ModelConfig, PredictConfig, TrainConfig,
-                           config_from_dict, config_to_dict)
+from engine.config import (
+    EvalConfig,
+    FeatureConfig,
+    ModelConfig,
+    PredictConfig,
+    TrainConfig,
+    config_from_dict,
+    config_to_dict,
+)
 from engine.errors import ConfigError, EngineError
 
 ALL_CONFIGS = [FeatureConfig, ModelConfig, TrainConfig, EvalConfig, PredictConfig]

@@ -11,9 +11,19 @@ import soundfile as sf
 
 from engine.cache import SpectrogramCache
 from engine.config import FeatureConfig
-from engine.datasets import (DatasetWarning, Track, find_tracks, is_jamendo_layout, load_jamendo,
-                             load_track, load_tracks, resolve_dataset, resolve_training_data,
-                             scan_folder, split_tracks)
+from engine.datasets import (
+    DatasetWarning,
+    Track,
+    find_tracks,
+    is_jamendo_layout,
+    load_jamendo,
+    load_track,
+    load_tracks,
+    resolve_dataset,
+    resolve_training_data,
+    scan_folder,
+    split_tracks,
+)
 from engine.errors import ConfigError, DatasetError
 from tests.synth import write_song
 

@@ -6,8 +6,17 @@ import numpy as np
 import pytest
 
 from engine.config import EvalConfig
-from engine.evaluate import (Counts, Evaluation, FileResult, collar_mask, count_errors, evaluate,
-                             find_best_threshold, predicted_intervals, smooth_probabilities)
+from engine.evaluate import (
+    Counts,
+    Evaluation,
+    FileResult,
+    collar_mask,
+    count_errors,
+    evaluate,
+    find_best_threshold,
+    predicted_intervals,
+    smooth_probabilities,
+)
 
 
 def brute_force_median(p: np.ndarray, window: int) -> np.ndarray:

@@ -13,9 +13,23 @@ import pytest
 from engine import fileio
 from engine.errors import ConfigError, OutputWriteError
 from engine.evaluate import predicted_intervals, smooth_probabilities
-from engine.export import (FORMATS, MANIFEST_NAME, ExportInfo, ManifestWarning, is_prediction_file, manifest_entry,
-                           output_path, prediction_suffix, read_manifest, recorded_outputs, sidecar_path,
-                           write_manifest, write_npz_bundle, write_prediction, write_sidecar)
+from engine.export import (
+    FORMATS,
+    MANIFEST_NAME,
+    ExportInfo,
+    ManifestWarning,
+    is_prediction_file,
+    manifest_entry,
+    output_path,
+    prediction_suffix,
+    read_manifest,
+    recorded_outputs,
+    sidecar_path,
+    write_manifest,
+    write_npz_bundle,
+    write_prediction,
+    write_sidecar,
+)
 from engine.labels import read_voiced_intervals
 
 FPS = 70.0

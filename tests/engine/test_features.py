@@ -8,9 +8,18 @@ import torch
 
 from engine.config import FeatureConfig
 from engine.errors import ConfigError
-from engine.features import (frame_count, hz_to_mel, linear_spectrogram, linear_to_mel,
-                             log_compress, log_mel_spectrogram, mel_filterbank,
-                             mel_filterbank_tensor, mel_to_hz, stft_magnitudes)
+from engine.features import (
+    frame_count,
+    hz_to_mel,
+    linear_spectrogram,
+    linear_to_mel,
+    log_compress,
+    log_mel_spectrogram,
+    mel_filterbank,
+    mel_filterbank_tensor,
+    mel_to_hz,
+    stft_magnitudes,
+)
 from tests.synth import synth_song
 
 CFG = FeatureConfig()

@@ -6,9 +6,21 @@ import numpy as np
 import pytest
 
 from engine.errors import EngineError, LabelFormatError
-from engine.labels import (LabelWarning, Segment, format_audacity, format_lab, intervals_to_targets, merge_intervals,
-                           is_voiced, label_format_of, read_segments, read_voiced_intervals,
-                           targets_to_intervals, voiced_intervals, write_labels)
+from engine.labels import (
+    LabelWarning,
+    Segment,
+    format_audacity,
+    format_lab,
+    intervals_to_targets,
+    is_voiced,
+    label_format_of,
+    merge_intervals,
+    read_segments,
+    read_voiced_intervals,
+    targets_to_intervals,
+    voiced_intervals,
+    write_labels,
+)
 
 FPS = 70.0
 

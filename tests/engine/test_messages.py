@@ -70,7 +70,7 @@ def test_plain_warnings_leave_recording_warnings_alone(monkeypatch, capsys):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         use_plain_warnings()
-        warnings.warn("recorded, not printed")
+        warnings.warn("recorded, not printed", stacklevel=1)
     assert [str(w.message) for w in caught] == ["recorded, not printed"]
     assert capsys.readouterr().err == ""
     code = "import warnings; from engine.warning_format import use_plain_warnings as u; u(); warnings.warn('printed')"

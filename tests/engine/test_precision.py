@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from engine import precision as precision_module
+from engine.cache import SpectrogramCache
 from engine.checkpoint import load_model
 from engine.cli import main
-from engine.cache import SpectrogramCache
 from engine.config import FeatureConfig, ModelConfig, PredictConfig, TrainConfig, config_to_dict
 from engine.datasets import find_tracks, load_tracks
 from engine.errors import ConfigError

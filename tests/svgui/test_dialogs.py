@@ -13,8 +13,7 @@ from engine.errors import AudioLoadError, EngineError
 from engine.export import FORMATS, sidecar_path
 from engine.labels import read_voiced_intervals
 from svgui.dialogs import messages
-from svgui.dialogs.export_dialog import (METADATA_FORMATS, ExportDialog, default_export_path,
-                                         export_document_predictions)
+from svgui.dialogs.export_dialog import METADATA_FORMATS, ExportDialog, default_export_path, export_document_predictions
 from svgui.dialogs.shortcuts_dialog import ShortcutsDialog, action_rows
 from svgui.document import Document
 from tests.svgui.test_panels import make_document, save_screenshot

@@ -14,8 +14,8 @@ from PySide6.QtWidgets import QFileDialog
 
 from engine import fileio
 from engine.checkpoint import VoiceModel, save_model
-from engine.errors import OutputWriteError
 from engine.config import ModelConfig
+from engine.errors import OutputWriteError
 from engine.labels import read_voiced_intervals
 from engine.resources import resource_dir
 from svgui.dialogs import messages

@@ -4,7 +4,7 @@ import pytest
 from PySide6.QtCore import QObject, Signal
 
 from svgui import playback
-from svgui.playback import (PLAY, SEEK, STOP, Player, clamp_speed, normalize_range, probe_audio, range_step)
+from svgui.playback import PLAY, SEEK, STOP, Player, clamp_speed, normalize_range, probe_audio, range_step
 from tests.synth import write_song
 
 

@@ -14,12 +14,12 @@ from engine.predict import predict_file
 from engine.train import TrainProgress, checkpoint_path_for
 from svgui.dialogs import messages
 from svgui.dialogs.training_dialog import TrainingDialog
+from svgui.main_window import MainWindow
+from svgui.model_jobs import TrainingSteps, gather_training_data, readable_training_error
+from svgui.widgets.training_plots import nice_ceiling, trailing_mean
 from svgui.widgets.training_progress import PLOT_REFRESH_MS
 from svgui.widgets.training_settings import format_duration
-from svgui.main_window import MainWindow
-from svgui.widgets.training_plots import nice_ceiling, trailing_mean
 from svgui.workers import WorkerRegistry
-from svgui.model_jobs import TrainingSteps, gather_training_data, readable_training_error
 from tests.synth import random_voiced, write_song
 
 SMALL = ModelConfig(conv_channels=(8, 8, 16, 8), dense_units=(32, 16))

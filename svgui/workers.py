@@ -31,7 +31,6 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
-
 _THREADS: "weakref.WeakSet[QThread]" = weakref.WeakSet()
 
 

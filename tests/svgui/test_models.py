@@ -1,9 +1,6 @@
 """Evaluating from the GUI (the table holds engine.evaluate's figures; a click opens the file) and the
 models dialog (metadata, make active, compare two models on the open file and on a folder)."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, Qt
@@ -195,13 +192,6 @@ def test_comparing_two_models_on_the_open_file_and_on_a_folder(qtbot, env, model
         assert table["error"][column] == f"{100 * expected.pooled.error:.2f} %"
         assert table["files"][column] == "3"
     window.workers.stop_all()
-
-
-def test_the_job_module_stays_free_of_qt():
-    code = ("import sys, svgui.model_jobs; bad = [m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph'))];"
-            "print(bad); sys.exit(1 if bad else 0)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_models_that_share_a_name_are_told_apart_by_their_file_names():

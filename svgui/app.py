@@ -116,7 +116,8 @@ def _missing_reason(path: Path) -> str:
 def _screenshot(app, window, files, out: Path, size: str) -> int:
     """Show the window, wait for spectrogram (and predictions when a model exists), save, quit.
 
-    A file that fails to open ends it at once: exit status 1, the reason on stderr, no picture.
+    A file that fails to open or to predict ends it at once: exit status 1, the reason on stderr,
+    no picture.
     """
     from PySide6.QtCore import QTimer
 
@@ -142,6 +143,7 @@ def _screenshot(app, window, files, out: Path, size: str) -> int:
         app.quit()
 
     window.openFailed.connect(failed)
+    window.predictionFailed.connect(lambda reason: failed(f"prediction failed: {reason}"))
     if files:
         window.open_file(files[0])
     else:

@@ -42,6 +42,7 @@ class MainWindow(QMainWindow):
 
     fileShown = Signal(object)        # Path, once spectrogram and annotations are on screen
     predictionsShown = Signal()       # once the probability curve and regions are on screen
+    predictionFailed = Signal(str)    # the reason a prediction of the open file failed
     openFailed = Signal(str)          # the reason a file could not be opened
     busyChanged = Signal(bool)
 
@@ -120,6 +121,7 @@ class MainWindow(QMainWindow):
         files.openFailed.connect(self.openFailed)
         files.folderOpened.connect(self.file_panel.set_folder)
         predictions.predictionsShown.connect(self.predictionsShown)
+        predictions.predictionFailed.connect(self.predictionFailed)
         for controller in (files, predictions):
             controller.busyChanged.connect(self.busyChanged)
             controller.taskText.connect(self.status_task.setText)

@@ -28,6 +28,7 @@ class PredictionController(QObject):
 
     predictionsShown = Signal()     # once the probability curve and regions are on the document
     busyChanged = Signal(bool)      # False after a failed prediction
+    predictionFailed = Signal(str)  # the reason, for a caller with nobody to read a message box
     taskText = Signal(str)          # for the status bar's task label ('' when done)
     message = Signal(str, int)      # a status bar message and how long it shows, in ms
 
@@ -116,4 +117,5 @@ class PredictionController(QObject):
         self._predicting = None
         self.taskText.emit("")
         self.busyChanged.emit(False)
+        self.predictionFailed.emit(str(exc))
         show_error(self._window, "Prediction failed", exc)

@@ -286,6 +286,25 @@ def _run_app(args, env):
     return result, time.monotonic() - started
 
 
+def test_a_failed_prediction_is_announced_with_its_reason(qtbot, window, demo, monkeypatch):
+    """--screenshot listens to this to exit with the reason instead of waiting for its timeout."""
+    from engine.errors import EngineError
+    from svgui import prediction_controller
+
+    with qtbot.waitSignals([window.fileShown, window.predictionsShown], timeout=TIMEOUT_MS):
+        window.open_file(demo)
+
+    def failing_prediction(*args, **kwargs):
+        raise EngineError("the model ran out of memory")
+        yield  # a generator, as the real job is
+
+    monkeypatch.setattr(prediction_controller, "predict_audio", failing_prediction)
+    with qtbot.waitSignal(window.predictionFailed, timeout=TIMEOUT_MS) as signal:
+        window.predictions.predict()
+    assert signal.args == ["the model ran out of memory"]
+    assert any(m.title == "Prediction failed" for m in messages.recorded)
+
+
 def test_screenshot_of_a_bad_or_missing_file_exits_with_the_reason(env, model_path):
     broken = env / "broken.wav"
     broken.write_bytes(b"RIFF\x00\x00garbage" * 10)

@@ -122,7 +122,7 @@ def peak_memory_mb(hours: float) -> float:
     """Peak resident memory of a fresh process that decodes and predicts a ``hours``-long FLAC."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "long.flac"
-        sample_rate = 22050
+        sample_rate = FeatureConfig.sample_rate
         with sf.SoundFile(path, "w", samplerate=sample_rate, channels=2, format="FLAC") as out:
             block = np.repeat(synth_music(60.0, sample_rate)[:, None], 2, axis=1)
             for _ in range(int(round(hours * 60))):

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from engine.augment import augment_excerpts, draw_augmentations
 from engine.batches import AugmentedBatches, ExcerptBatches
 from engine.checkpoint import VoiceModel
-from engine.config import AugmentConfig, FeatureConfig
+from engine.config import AugmentConfig, FeatureConfig, ModelConfig, TrainConfig
 from engine.datasets import Track, TrackData
 from engine.devices import pick_device
 from engine.features import linear_spectrogram, linear_to_mel, log_compress
@@ -79,11 +79,12 @@ def run_training_benchmark(*, n_updates: int = 10, device: str | None = None, pr
         if compared != "fp32":  # emulated bf16 is slow: fewer updates suffice
             compared_s.append(_time_updates(model, augmented, max(2, n_updates // 3), compared))
     compared_s = compared_s or augmented_s
-    source = augmented.linear[:paper.source_frames(115)].expand(32, -1, -1).contiguous()
+    batch = TrainConfig.batch_size
+    source = augmented.linear[:paper.source_frames(ModelConfig.excerpt_frames)].expand(batch, -1, -1).contiguous()
     generator = torch.Generator(device=torch_device).manual_seed(0)
 
     def augment_batch() -> None:
-        draw = draw_augmentations(paper, 32, generator=generator)
+        draw = draw_augmentations(paper, batch, generator=generator)
         augment_excerpts(source, draw, config=paper, features=features, normalization=model.normalization)
     augment_batch()
     start = time.perf_counter()
@@ -94,7 +95,7 @@ def run_training_benchmark(*, n_updates: int = 10, device: str | None = None, pr
     starts_generator = torch.Generator().manual_seed(0)
 
     def build_batch() -> None:
-        augmented.batch(augmented.starts[torch.randint(len(augmented.starts), (32,), generator=starts_generator)])
+        augmented.batch(augmented.starts[torch.randint(len(augmented.starts), (batch,), generator=starts_generator)])
     build_batch()
     start = time.perf_counter()
     for _ in range(batch_repeats):

@@ -76,7 +76,10 @@ class TrainingDialog(QDialog):
         scroll = QScrollArea()
         scroll.setWidget(self.form)
         scroll.setWidgetResizable(True)
-        scroll.setFixedWidth(SETTINGS_WIDTH_PX)
+        # Room for the form and the vertical scroll bar: the form is taller than a small screen,
+        # and without this the bar covers its right-hand column.
+        scroll.setFixedWidth(max(SETTINGS_WIDTH_PX, self.form.minimumSizeHint().width()
+                                 + scroll.verticalScrollBar().sizeHint().width() + 2 * scroll.frameWidth()))
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
         self.view = TrainingProgressView()

@@ -8,9 +8,9 @@ from PySide6.QtWidgets import QComboBox, QWidget
 from engine.config import PRECISIONS
 
 LABELS = {
-    "auto": "Automatic (bf16 where this machine runs it natively and faster, else fp32)",
+    "auto": "Automatic (bf16 where native and faster, else fp32)",
     "fp32": "fp32 (exact reference)",
-    "bf16": "bf16 (emulated and several times slower on CPUs without AMX / AVX-512 BF16)",
+    "bf16": "bf16 (emulated, slow, without AMX / AVX-512 BF16)",
     "fp16": "fp16 (CUDA GPUs only)",
 }
 TOOLTIP = ("Arithmetic of the network. Automatic picks bf16 only where the CPU runs it natively (AMX or "
@@ -31,6 +31,9 @@ class PrecisionCombo(QComboBox):
         for name in available_precisions():
             self.addItem(LABELS[name], name)
         self.setToolTip(TOOLTIP)
+        # Elide rather than widen the settings forms it sits in; the tool tip has the whole story.
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.setMinimumContentsLength(24)
         self.set_precision(precision)
 
     def precision(self) -> str:

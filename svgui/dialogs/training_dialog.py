@@ -27,8 +27,9 @@ from svgui import settings as prefs
 from svgui.dialogs import messages
 from svgui.dialogs.messages import show_error
 from svgui.model_jobs import Loading, LogLine, TrainingRequest, TrainingSteps, readable_training_error, run_training
+from svgui.widgets.training_device import format_duration
 from svgui.widgets.training_progress import REFRESH_MS, TrainingProgressView
-from svgui.widgets.training_settings import SETTINGS_WIDTH_PX, TrainingSettings, format_duration
+from svgui.widgets.training_settings import SETTINGS_WIDTH_PX, TrainingSettings
 from svgui.workers import Worker, WorkerRegistry
 
 

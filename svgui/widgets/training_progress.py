@@ -15,8 +15,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QProgressBar, QVBoxLayout, QWidget
 
 from engine.train import TrainProgress
+from svgui.widgets.training_device import format_duration
 from svgui.widgets.training_plots import TrainingPlots
-from svgui.widgets.training_settings import format_duration
 
 REFRESH_MS = 100        # progress bar, times
 PLOT_REFRESH_MS = 500   # the curves

@@ -6,12 +6,10 @@ EngineError); the dialog (``svgui.dialogs.training_dialog``) runs it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-import torch
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -34,35 +32,19 @@ from PySide6.QtWidgets import (
 
 from engine.config import AugmentConfig, ModelConfig, TrainConfig
 from engine.datasets import Track, is_jamendo_layout, label_file_for
-from engine.devices import describe_device
 from engine.errors import EngineError
 from engine.train import checkpoint_path_for
 from svgui import settings as prefs
-from svgui.augment_sources import augment_spec
 from svgui.model_jobs import TrainingRequest
-from svgui.widgets.precision_combo import PrecisionCombo
+from svgui.widgets.augment_choice import AugmentChoice
+from svgui.widgets.training_device import TrainingDevice
 
 SPIN_WIDTH_PX = 104
 SETTINGS_WIDTH_PX = 470
-BENCHMARK_CPU_S_PER_UPDATE = 0.45  # README "Speed": full network, batch 32, 2-core CPU
-AUGMENT_CHOICES = (("none", "None"), ("paper", "The paper's combination"),
-                   ("preview", "From the augmentation preview"), ("custom", "Custom"))
 VALIDATION_CHOICES = (("fraction", "Hold out a fraction of the training files"),
                       ("folder", "A separate folder"),
                       ("official", "The Jamendo corpus's official valid split"),
                       ("none", "None (threshold chosen on the training data)"))
-
-
-def format_duration(seconds: float) -> str:
-    """'45 s', '12 min 05 s', '4 h 50 min'; '–' when unknown."""
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "–"
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def _spin(lo: int, hi: int, value: int, step: int = 1) -> QSpinBox:
@@ -162,25 +144,11 @@ class TrainingSettings(QWidget):
         return box
 
     def _augment_group(self) -> QGroupBox:
-        box = QGroupBox("Augmentation")
-        self.augment_combo = QComboBox()
-        for key, text in AUGMENT_CHOICES:
-            self.augment_combo.addItem(text, key)
-        self.augment_edit = QLineEdit("none")
-        self.augment_edit.setToolTip("The command line's --augment spec: 'paper', 'none' or e.g. "
-                                     "pitch=0.3,stretch=0.3,filter=10 (also loudness, mix, dropout, noise)")
-        self.augment_note = QLabel()
-        self.augment_note.setWordWrap(True)
-        layout = QVBoxLayout(box)
-        layout.addWidget(self.augment_combo)
-        layout.addWidget(self.augment_edit)
-        layout.addWidget(self.augment_note)
-        self._augment_updating = False
-        self._preview_sent: AugmentConfig | None = None
-        self.augment_combo.currentIndexChanged.connect(self._augment_choice_changed)
-        self.augment_edit.textChanged.connect(self._augment_text_changed)
-        self._augment_text_changed()
-        return box
+        self.augment = AugmentChoice(preview_config=self._preview_config)
+        # Its parts by the names the window's tests and callers use.
+        self.augment_combo, self.augment_edit, self.augment_note = (
+            self.augment.combo, self.augment.edit, self.augment.note)
+        return self.augment
 
     def _settings_group(self) -> QGroupBox:
         box = QGroupBox("Training (SPEC §4; the paper's settings are the defaults)")
@@ -211,25 +179,12 @@ class TrainingSettings(QWidget):
         return box
 
     def _device_group(self) -> QGroupBox:
-        box = QGroupBox("Device")
-        self.device_combo = QComboBox()
-        if torch.cuda.is_available():
-            for index in range(torch.cuda.device_count()):
-                name = f"cuda:{index}"
-                self.device_combo.addItem(f"GPU {describe_device(torch.device(name))}", name)
-        self.device_combo.addItem(f"CPU ({torch.get_num_threads()} threads)", "cpu")
-        from svgui.settings import precision  # the app's choice (Model > Precision) as the default
-
-        self.precision_combo = PrecisionCombo(precision=precision(self._settings) if self._settings else "auto")
-        self.time_note = QLabel()
-        self.time_note.setWordWrap(True)
-        self.time_note.setStyleSheet("color: #555;")
-        layout = QVBoxLayout(box)
-        layout.addWidget(self.device_combo)
-        layout.addWidget(self.precision_combo)
-        layout.addWidget(self.time_note)
+        self.device = TrainingDevice(settings=self._settings)
+        # Its parts by the names the window's tests and callers use.
+        self.device_combo, self.precision_combo, self.time_note = (
+            self.device.device_combo, self.device.precision_combo, self.device.time_note)
         self.device_combo.currentIndexChanged.connect(self._update_time_note)
-        return box
+        return self.device
 
     def _output_group(self) -> QGroupBox:
         box = QGroupBox("Output model file")
@@ -278,16 +233,10 @@ class TrainingSettings(QWidget):
 
     def set_augment(self, config: AugmentConfig, *, source: str = "custom") -> None:
         """Show ``config`` (e.g. the preview's 'Use these settings for training') as the augmentation."""
-        if source == "preview":
-            self._preview_sent = config
-        self._augment_updating = True
-        self.augment_combo.setCurrentIndex(self.augment_combo.findData(source))
-        self.augment_edit.setText(augment_spec(config))
-        self._augment_updating = False
-        self._augment_text_changed()
+        self.augment.set_config(config, source=source)
 
     def augment_config(self) -> AugmentConfig:
-        return AugmentConfig.parse(self.augment_edit.text())
+        return self.augment.config()
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(updates=self.updates_spin.value(), batch_size=self.batch_spin.value(),
@@ -357,24 +306,7 @@ class TrainingSettings(QWidget):
                                resume=not self.resume_check.isHidden() and self.resume_check.isChecked())
 
     def _update_time_note(self) -> None:
-        device = self.device_combo.currentData() or "cpu"
-        updates = self.updates_spin.value()
-        measured = None
-        if self._settings is not None and self.model_config == ModelConfig():
-            measured = prefs.seconds_per_update(self._settings, torch.device(device).type)
-        if measured:
-            self.time_note.setText(f"Expected: about {format_duration(measured * updates)} for {updates:,} updates "
-                                   f"({measured:.3g} s per update, measured in an earlier run on this device).")
-        elif device == "cpu" and self.model_config == ModelConfig():
-            self.time_note.setText(
-                f"Expected: about {format_duration(BENCHMARK_CPU_S_PER_UPDATE * updates)} for {updates:,} updates "
-                f"({BENCHMARK_CPU_S_PER_UPDATE} s per update measured on a 2-core CPU; more cores are faster). "
-                "The remaining time is measured once training runs.")
-        elif device.startswith("cuda"):
-            self.time_note.setText("On a GPU an update takes milliseconds to tens of milliseconds; the remaining "
-                                   "time is measured once training runs.")
-        else:
-            self.time_note.setText("The remaining time is measured once training runs.")
+        self.device.update_time_note(self.updates_spin.value(), self.model_config)
 
     def update_data_note(self) -> None:
         tracks, unlabelled = self.listed_tracks()
@@ -387,35 +319,6 @@ class TrainingSettings(QWidget):
         mode = self.validation_combo.currentData()
         self.fraction_spin.setVisible(mode == "fraction")
         self.valid_folder_row.setVisible(mode == "folder")
-
-    def _augment_choice_changed(self) -> None:
-        if self._augment_updating:
-            return
-        choice = self.augment_combo.currentData()
-        config = {"none": AugmentConfig(), "paper": AugmentConfig.paper()}.get(choice)
-        if choice == "preview":
-            config = self._preview_config() if self._preview_config is not None else self._preview_sent
-        if config is not None:
-            self._augment_updating = True
-            self.augment_edit.setText(augment_spec(config))
-            self._augment_updating = False
-            self._augment_text_changed()
-
-    def _augment_text_changed(self) -> None:
-        try:
-            config = self.augment_config()
-        except EngineError as exc:
-            self.augment_note.setText(f"<span style='color:#b00'>{exc}</span>")
-            return
-        self.augment_note.setText(f"<span style='color:#555'>{config.describe()}</span>")
-        if not self._augment_updating:
-            preset = {AugmentConfig(): "none", AugmentConfig.paper(): "paper"}.get(config, "custom")
-            current = self.augment_combo.currentData()
-            from_preview = self._preview_config() if self._preview_config is not None else self._preview_sent
-            if current != preset and not (current == "preview" and config == from_preview):
-                self._augment_updating = True
-                self.augment_combo.setCurrentIndex(self.augment_combo.findData(preset))
-                self._augment_updating = False
 
     def output_changed(self) -> None:
         try:

@@ -16,9 +16,9 @@ from svgui.dialogs import messages
 from svgui.dialogs.training_dialog import TrainingDialog
 from svgui.main_window import MainWindow
 from svgui.model_jobs import TrainingSteps, gather_training_data, readable_training_error
+from svgui.widgets.training_device import format_duration
 from svgui.widgets.training_plots import nice_ceiling, trailing_mean
 from svgui.widgets.training_progress import PLOT_REFRESH_MS
-from svgui.widgets.training_settings import format_duration
 from svgui.workers import WorkerRegistry
 from tests.synth import random_voiced, write_song
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn.functional as F
 
+from engine.augment_specs import AUGMENT_SPECS
 from engine.config import AugmentConfig, FeatureConfig, ModelConfig
 from engine.features import linear_to_mel, log_compress
 from engine.normalize import Normalization
@@ -162,25 +163,44 @@ def augment_excerpts(linear: torch.Tensor, draw: AugmentDraw, *, config: Augment
     return x
 
 
+def _mix_text(draw: AugmentDraw, i: int, brief: bool) -> str:
+    if int(draw.mix_partner[i]) < 0:
+        return "no mix"
+    return f"{'' if brief else 'mix '}f={float(draw.mix_fraction[i]):.2f}"
+
+
+# How each augmentation's drawn value reads, by its --augment name (engine.augment_specs): in words
+# (brief=False: titles, the CLI, the preview's caption) or briefly (brief=True: grid cell titles).
+_DRAWN_TEXT = {
+    "pitch": lambda d, i, brief: f"{'p' if brief else 'pitch '}×{float(d.pitch_factor[i]):.2f}",
+    "stretch": lambda d, i, brief: f"{'s' if brief else 'stretch '}×{float(d.stretch_factor[i]):.2f}",
+    "loudness": lambda d, i, brief: f"{'' if brief else 'loudness '}{float(d.loudness_db[i]):+.1f} dB",
+    "filter": lambda d, i, brief: (
+        f"{float(d.filter_db[i]):+.1f} dB@{float(d.filter_centre_hz[i]):.0f} Hz" if brief else
+        f"filter {float(d.filter_db[i]):+.1f} dB at {float(d.filter_centre_hz[i]):.0f} Hz, "
+        f"width {float(d.filter_width_semitones[i]):.1f} st"),
+    "mix": _mix_text,
+    "dropout": lambda d, i, brief: (f"{'' if brief else 'dropout '}"
+                                    f"{100 * float(d.dropout_mask[i].float().mean()):.{0 if brief else 1}f} % zeroed"),
+    "noise": None,  # the strength itself (σ): nothing is drawn per example worth printing
+}
+
+
+def drawn_values(draw: AugmentDraw, config: AugmentConfig, i: int = 0, *, brief: bool = False) -> dict[str, str]:
+    """Example ``i``'s drawn value of each switched-on augmentation, as text, by --augment name (table order)."""
+    texts = {}
+    for spec in AUGMENT_SPECS:
+        strength = getattr(config, spec.field)
+        if strength:
+            text = _DRAWN_TEXT[spec.short]
+            texts[spec.short] = text(draw, i, brief) if text else f"{spec.short} {spec.symbol}={strength:g}"
+    return texts
+
+
 def describe_draw(draw: AugmentDraw, config: AugmentConfig, i: int = 0, *, partner_name: str = "") -> str:
     """The drawn values of example ``i`` in the words users think in (for titles and the GUI)."""
-    parts = []
-    if config.max_pitch:
-        parts.append(f"pitch ×{float(draw.pitch_factor[i]):.2f}")
-    if config.max_stretch:
-        parts.append(f"stretch ×{float(draw.stretch_factor[i]):.2f}")
-    if config.max_loudness_db:
-        parts.append(f"loudness {float(draw.loudness_db[i]):+.1f} dB")
-    if config.max_filter_db:
-        parts.append(f"filter {float(draw.filter_db[i]):+.1f} dB at {float(draw.filter_centre_hz[i]):.0f} Hz, "
-                     f"width {float(draw.filter_width_semitones[i]):.1f} st")
-    if config.mix_probability:
-        if int(draw.mix_partner[i]) >= 0:
-            parts.append(f"mix f={float(draw.mix_fraction[i]):.2f}" + (f" with {partner_name}" if partner_name else ""))
-        else:
-            parts.append("no mix")
-    if config.dropout_probability:
-        parts.append(f"dropout {100 * float(draw.dropout_mask[i].float().mean()):.1f} % zeroed")
-    if config.noise_sigma:
-        parts.append(f"noise σ={config.noise_sigma:g}")
-    return ", ".join(parts) or "no augmentation"
+    texts = drawn_values(draw, config, i)
+    if partner_name and texts.get("mix", "no mix") != "no mix":
+        texts["mix"] += f" with {partner_name}"
+    return ", ".join(texts.values()) or "no augmentation"
+

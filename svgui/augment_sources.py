@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.augment import draw_augmentations, filter_response_db
+from engine.augment import draw_augmentations, drawn_values, filter_response_db
 from engine.config import FRAMES_PER_SECOND, AugmentConfig, FeatureConfig, ModelConfig
 from engine.features import frame_count, linear_spectrogram
 from engine.labels import Interval, intervals_to_targets
@@ -167,28 +167,21 @@ def filter_responses_db(max_filter_db: float, n: int, seed: int, features: Featu
 
 def compact_description(preview: Preview, config: AugmentConfig, *, long: bool = False,
                         frames_per_second: float = FRAMES_PER_SECOND) -> str:
-    """A cell title: the drawn values briefly ("p×1.17 s×0.91 filter +6.2 dB@840 Hz")."""
-    d = preview.draw
-    parts = []
-    if config.max_pitch:
-        parts.append(f"p×{float(d.pitch_factor[0]):.2f}")
-    if config.max_stretch:
-        parts.append(f"s×{float(d.stretch_factor[0]):.2f}")
-    if config.max_loudness_db:
-        parts.append(f"{float(d.loudness_db[0]):+.1f} dB")
-    if config.max_filter_db:
-        gain, centre = float(d.filter_db[0]), float(d.filter_centre_hz[0])
-        parts.append(f"{'' if long else 'filter '}{gain:+.1f} dB@{centre:.0f} Hz")
-    if config.mix_probability:
-        mixed = int(d.mix_partner[0]) >= 0
+    """A cell title: the drawn values briefly ("p×1.17 s×0.91 filter +6.2 dB@840 Hz").
+
+    ``long``: for the each-alone grid, whose titles already name the augmentation: no 'filter' or
+    'mix' word, the partner's time, and no noise strength (the title gives it).
+    """
+    texts = drawn_values(preview.draw, config, brief=True)
+    if "filter" in texts and not long:
+        texts["filter"] = f"filter {texts['filter']}"
+    if texts.get("mix", "no mix") != "no mix":
         where = (f" @ {preview.partner_frame / frames_per_second:.1f} s"
-                 if long and mixed and preview.partner_frame is not None else "")
-        parts.append(f"{'' if long else 'mix '}f={float(d.mix_fraction[0]):.2f}{where}" if mixed else "no mix")
-    if config.dropout_probability:
-        parts.append(f"{100 * float(d.dropout_mask[0].float().mean()):.0f} % zeroed")
-    if config.noise_sigma and not long:
-        parts.append(f"noise σ={config.noise_sigma:g}")
-    return " ".join(parts) or ("drawn noise" if config.noise_sigma else "no augmentation")
+                 if long and preview.partner_frame is not None else "")
+        texts["mix"] = f"{'' if long else 'mix '}{texts['mix']}{where}"
+    if long:
+        texts.pop("noise", None)
+    return " ".join(texts.values()) or ("drawn noise" if config.noise_sigma else "no augmentation")
 
 
 # ---- the --augment spec ---------------------------------------------------------------------

@@ -18,7 +18,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from engine.errors import ConfigError
 from engine.experiments.plan import Plan, RunSpec
 from engine.experiments.run import failure_record, run_safely
-from engine.ray_cluster import probe_address
+from engine.ray_cluster import ray_connection
+from engine.signals import sigterm_as_interrupt
 from engine.train import TrainProgress
 
 Outcome = tuple[RunSpec, dict, "bytes | None"]
@@ -103,23 +104,19 @@ def run_on_ray(plan: Plan, runs: Sequence[RunSpec], fingerprint: Callable[[RunSp
     models come back to this process, which stores them. An address nobody answers at fails in
     seconds (``engine.ray_cluster.probe_address``), not after Ray's minute of retries.
     """
-    probe_address(address)
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError(f"--ray-address needs Ray. {RAY_HINT}") from None
-    started_here = not ray.is_initialized()
-    if started_here:
-        if address == "local":
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
-                     configure_logging=False)
-        else:
-            ray.init(address=address, log_to_driver=False, configure_logging=False)
+    with ray_connection(address) as ray, sigterm_as_interrupt():  # ray.init replaces SIGTERM's handler
+        yield from _run_tasks(ray, plan, runs, fingerprint, device=device, threads=threads, on_start=on_start)
+
+
+def _run_tasks(ray, plan: Plan, runs: Sequence[RunSpec], fingerprint: Callable[[RunSpec], str], *,
+               device: str | None, threads: int | None,
+               on_start: Callable[[RunSpec], None] | None) -> Iterator[Outcome]:
+    """One Ray task per run, yielded as each finishes; an interruption cancels the rest."""
+    pending = {}
     try:
         gpus = ray.cluster_resources().get("GPU", 0)
         cpus_per_run = threads or 1
         task = ray.remote(run_safely).options(num_cpus=cpus_per_run, num_gpus=1 if gpus else 0, max_retries=0)
-        pending = {}
         for run in runs:
             if on_start is not None:
                 on_start(run)  # queued on the cluster; Ray starts it when a slot is free
@@ -139,6 +136,3 @@ def run_on_ray(plan: Plan, runs: Sequence[RunSpec], fingerprint: Callable[[RunSp
         for ref in pending:  # interrupted: free the cluster's slots now
             ray.cancel(ref, force=True)
         raise
-    finally:
-        if started_here:
-            ray.shutdown()

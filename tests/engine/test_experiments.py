@@ -3,6 +3,7 @@ Ray instance with identical results, resume, failed runs, the tables and figure,
 
 import csv
 import re
+import signal
 import textwrap
 
 import numpy as np
@@ -219,7 +220,9 @@ def test_a_local_ray_instance_gives_the_same_results(songs, sequential_study):
     pytest.importorskip("ray")
     out = songs / "ray"
     events = []
+    sigterm_handler = signal.getsignal(signal.SIGTERM)
     result = run_study(load_plan(songs / "plan.toml"), out, ray_address="local", threads=1, on_event=events.append)
+    assert signal.getsignal(signal.SIGTERM) is sigterm_handler  # ray.init's own handler does not stay behind
     assert not result.failed and len(result.finished) == 4
     assert [e.kind for e in events].count("queued") == 4
     expected = run_records(sequential_study[0])

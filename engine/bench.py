@@ -12,7 +12,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from engine.devices import pick_device
 from engine.features import log_mel_spectrogram
 from engine.precision import choose_precision, cpu_features, describe_cpu_features
 from engine.predict import predict_samples
+from engine.timing import best_time_s
 
 
 def synth_music(duration_s: float, sample_rate: int, seed: int = 0) -> np.ndarray:
@@ -35,15 +35,6 @@ def synth_music(duration_s: float, sample_rate: int, seed: int = 0) -> np.ndarra
     for f0 in (110.0, 220.0 * 2 ** (4 / 12), 330.0):
         signal += 0.1 * np.sin(2 * np.pi * f0 * t * (1 + 0.002 * np.sin(2 * np.pi * 5 * t)))
     return (signal / np.abs(signal).max() * 0.9).astype(np.float32)
-
-
-def _best_of(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def machine_description() -> dict:
@@ -82,20 +73,20 @@ def run_speed_benchmark(*, seconds: float = 180.0, excerpt_seconds: float = 20.0
         stereo_44k = np.repeat(synth_music(seconds, 44100)[:, None], 2, axis=1)
         sf.write(flac, stereo_44k, 44100)
         from engine.audio import load_audio
-        decode_s = _best_of(lambda: load_audio(flac), 2)
-    features_s = _best_of(lambda: log_mel_spectrogram(samples, features), 3)
-    fcn_s = _best_of(lambda: predict_samples(model, samples), 2)
-    tta_s = _best_of(lambda: predict_samples(model, samples, pitch_factors=PredictConfig().tta_pitch_factors), 1)
-    fcn_short_s = _best_of(lambda: predict_samples(model, short), 2)
-    excerpt_short_s = _best_of(lambda: predict_samples(model, short, excerptwise=True), 1)
+        decode_s = best_time_s(lambda: load_audio(flac), 2)
+    features_s = best_time_s(lambda: log_mel_spectrogram(samples, features), 3)
+    fcn_s = best_time_s(lambda: predict_samples(model, samples), 2)
+    tta_s = best_time_s(lambda: predict_samples(model, samples, pitch_factors=PredictConfig().tta_pitch_factors), 1)
+    fcn_short_s = best_time_s(lambda: predict_samples(model, short), 2)
+    excerpt_short_s = best_time_s(lambda: predict_samples(model, short, excerptwise=True), 1)
     check = np.abs(predict_samples(model, short[:features.sample_rate * 5])
                    - predict_samples(model, short[:features.sample_rate * 5], excerptwise=True)).max()
     if compared == "fp32":  # the very same code path: no second timing
         compared_s, compared_tta_s, compared_diff = fcn_s, tta_s, 0.0
     else:
-        compared_s = _best_of(lambda: predict_samples(model, samples, precision=compared), 2)
-        compared_tta_s = _best_of(lambda: predict_samples(model, samples, precision=compared,
-                                                          pitch_factors=PredictConfig().tta_pitch_factors), 1)
+        compared_s = best_time_s(lambda: predict_samples(model, samples, precision=compared), 2)
+        compared_tta_s = best_time_s(lambda: predict_samples(model, samples, precision=compared,
+                                                             pitch_factors=PredictConfig().tta_pitch_factors), 1)
         compared_diff = float(np.abs(predict_samples(model, short, precision=compared)
                                      - predict_samples(model, short)).max())
     report.update({

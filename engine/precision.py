@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 
 from engine.config import PRECISIONS
 from engine.errors import ConfigError
+from engine.timing import best_time_s
 
 WORKLOADS = ("predict", "train")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -227,9 +227,4 @@ def time_workload(workload: str, precision: str, *, repeats: int = 3, config=Non
             optimizer.step()
     with torch.random.fork_rng(devices=[]):
         step()  # warm-up: oneDNN builds its kernels on the first call
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            step()
-            best = min(best, time.perf_counter() - start)
-    return best
+        return best_time_s(step, repeats)

@@ -29,6 +29,7 @@ from engine.export import (
     MANIFEST_NAME,
     ExportInfo,
     manifest_entry,
+    manifest_is_ours,
     output_path,
     recorded_outputs,
     write_manifest,
@@ -132,10 +133,13 @@ def plan_outputs(files: Sequence[str | os.PathLike], *, fmt: str,
     used: set[Path] = set()
     targets = tuple(unique_output(Path(out_dir) if out_dir is not None else s.parent, s, fmt, used)
                     for s in sources)
-    recorded = {folder: recorded_outputs(folder) for folder in dict.fromkeys(t.parent for t in targets)}
+    folders = list(dict.fromkeys(t.parent for t in targets))
+    recorded = {folder: recorded_outputs(folder) for folder in folders}
     existing = [t for t in targets if t.exists()]
     ours = frozenset(t for t in existing if t.name in recorded[t.parent])
-    return OutputPlan(sources, targets, ours, tuple(t for t in existing if t not in ours))
+    # A manifest we cannot read may be someone else's file of that name: it is in the way too.
+    foreign_manifests = [folder / MANIFEST_NAME for folder in folders if not manifest_is_ours(folder)]
+    return OutputPlan(sources, targets, ours, tuple(t for t in existing if t not in ours) + tuple(foreign_manifests))
 
 
 def prepare_outputs(files: Sequence[str | os.PathLike], *, fmt: str, out_dir: str | os.PathLike | None,
@@ -149,8 +153,8 @@ def prepare_outputs(files: Sequence[str | os.PathLike], *, fmt: str, out_dir: st
     if plan.foreign and not overwrite:
         folders = ", ".join(str(f) for f in dict.fromkeys(t.parent for t in plan.foreign))
         raise OverwriteRefused(plan.foreign, (
-            f"{len(plan.foreign)} file(s) exist where predictions would go and are not predictions "
-            f"recorded in {MANIFEST_NAME}: {format_names([t.name for t in plan.foreign])} (in {folders}); "
+            f"{len(plan.foreign)} file(s) exist where predictions or their {MANIFEST_NAME} would go and "
+            f"are not outputs recorded there: {format_names([t.name for t in plan.foreign])} (in {folders}); "
             f"nothing was written"))
     return plan
 
@@ -219,16 +223,6 @@ def predict_one(model: VoiceModel, source: Path, target: Path, *, fmt: str, info
     voiced_s = sum(b - a for a, b in intervals)
     return FileOutcome(done, total, source, target, prediction.duration_s,
                        voiced_s / max(prediction.duration_s, 1e-9))
-
-
-def _predict_one(model: VoiceModel, source: Path, *, fmt: str, out_dir, info: ExportInfo, config: PredictConfig,
-                 used: set[Path], done: int, total: int, overwrite: bool = False) -> FileOutcome:
-    """The earlier form of ``predict_one`` (output named here, into out_dir or beside the audio),
-    kept for its callers; it replaces only our recorded output unless ``overwrite``."""
-    target = unique_output(Path(out_dir) if out_dir is not None else source.parent, source, fmt, used)
-    replace = overwrite or target.name in recorded_outputs(target.parent)
-    return predict_one(model, source, target, fmt=fmt, info=info, config=config, replace=replace,
-                       done=done, total=total)
 
 
 def _write_manifests(outcomes: list[FileOutcome], plan: OutputPlan, *, fmt: str, info: ExportInfo) -> list[Path]:

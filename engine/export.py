@@ -247,7 +247,7 @@ def manifest_entry(source: str | os.PathLike, output: str | os.PathLike | None =
 
 
 class ManifestWarning(UserWarning):
-    """A folder's svgui-predictions.json could not be read; it is written anew."""
+    """A folder's svgui-predictions.json could not be read: it may be someone else's file, kept unless overwriting."""
 
 
 def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
@@ -259,18 +259,35 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
     """
     path = Path(folder) / MANIFEST_NAME
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("files", []), list):
-            raise ValueError("not a manifest object with a 'files' list")
+        manifest = _load_manifest(path)
     except (FileNotFoundError, NotADirectoryError):
         return {"files": []}
     except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         warnings.warn(f"{path} cannot be read ({getattr(exc, 'strerror', None) or exc}); "
-                      "it records no outputs and is written anew", ManifestWarning, stacklevel=2)
+                      "it records no outputs of ours and is replaced only when overwriting is asked for",
+                      ManifestWarning, stacklevel=2)
         return {"files": []}
     run = {k: manifest[k] for k in ("format", "info", "created_utc") if k in manifest}
     manifest["files"] = [{**run, **entry} for entry in manifest.get("files", []) if isinstance(entry, dict)]
     return manifest
+
+
+def _load_manifest(path: Path) -> dict[str, Any]:
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files", []), list):
+        raise ValueError("not a manifest object with a 'files' list")
+    return manifest
+
+
+def manifest_is_ours(folder: str | os.PathLike) -> bool:
+    """Whether folder/svgui-predictions.json is absent or a manifest we can read (and so may merge into)."""
+    try:
+        _load_manifest(Path(folder) / MANIFEST_NAME)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def recorded_outputs(folder: str | os.PathLike) -> frozenset[str]:

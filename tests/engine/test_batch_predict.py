@@ -164,6 +164,18 @@ def test_a_foreign_file_at_an_output_name_is_refused_before_decoding(model, labe
     assert sorted(p.name for p in out.iterdir()) == ["one.pred.lab"] and (out / "one.pred.lab").read_text() == "mine\n"
 
 
+def test_a_foreign_file_named_like_the_manifest_is_never_replaced_without_overwrite(model, labelled, tmp_path,
+                                                                                    no_decoding):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / MANIFEST_NAME).write_text("my own notes, not JSON\n")
+    with pytest.raises(OverwriteRefused, match=MANIFEST_NAME) as caught:
+        next(predict_files(model, [labelled / "one.wav"], fmt="lab", out_dir=out, info=export_info(model)))
+    assert caught.value.paths == (str(out / MANIFEST_NAME),)
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST_NAME]
+    assert (out / MANIFEST_NAME).read_text() == "my own notes, not JSON\n"
+
+
 def test_overwrite_replaces_a_foreign_file_and_our_own_output_is_replaced_without_asking(model, labelled, tmp_path):
     out = tmp_path / "out"
     out.mkdir()

@@ -331,6 +331,15 @@ def sidecar_path(output: str | os.PathLike) -> Path:
     return Path(os.fspath(output) + ".json")
 
 
+def is_our_sidecar(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a sidecar ``write_sidecar`` wrote (a JSON object naming its output and model)."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and isinstance(record.get("output"), str) and isinstance(record.get("info"), dict)
+
+
 def write_sidecar(output: str | os.PathLike, info: ExportInfo, **extra: Any) -> Path:
     """Describe a single export (from the GUI) in a JSON file beside it; returns its path."""
     record = {"created_utc": _utc_now(), "output": Path(output).name, "info": info.to_dict(), **extra}

@@ -30,6 +30,7 @@ from engine.errors import EngineError
 from engine.export import (
     FORMATS,
     ExportInfo,
+    is_our_sidecar,
     is_prediction_file,
     output_path,
     sidecar_path,
@@ -229,9 +230,16 @@ class ExportDialog(QDialog):
         path = self.path()
         if path is None:
             return
-        if path.exists() and not is_prediction_file(path) and not ask_yes_no(
-                self, "replace_files", "Replace file?", f"{path} exists and is not a prediction file (*.pred.*).",
-                "It may be your own labels. Replace it with the predictions?", yes="Replace", no="Cancel",
+        # The export and its sidecar (plain-text formats) may only replace svgui's own files unasked.
+        in_the_way = [] if not path.exists() or is_prediction_file(path) else [path]
+        sidecar = sidecar_path(path)
+        if self.format() not in METADATA_FORMATS and sidecar.exists() and not is_our_sidecar(sidecar):
+            in_the_way.append(sidecar)
+        verb = "exists and is" if len(in_the_way) == 1 else "exist and are"
+        if in_the_way and not ask_yes_no(
+                self, "replace_files", "Replace file?",
+                f"{' and '.join(map(str, in_the_way))} {verb} not svgui's predictions.",
+                "It may be your own file. Replace it with the predictions?", yes="Replace", no="Cancel",
                 default_answer=False, yes_is_default=False):
             return
         try:

@@ -155,6 +155,27 @@ def test_export_dialog_asks_before_replacing_a_file_that_is_not_a_prediction(doc
     assert labels.read_bytes() != b"0.0 20.0 nosing\n"
 
 
+def test_export_dialog_asks_before_its_sidecar_replaces_a_file_of_yours(document, qtbot, tmp_path):
+    target = tmp_path / "my song.pred.lab"
+    notes = sidecar_path(target)  # my song.pred.lab.json
+    notes.write_text('{"my": "notes"}\n')
+    dialog = ExportDialog(document, fmt="lab")
+    qtbot.addWidget(dialog)
+    dialog.set_path(target)
+    with qtbot.assertNotEmitted(dialog.exported):
+        dialog.accept()  # Cancel, the default
+    assert messages.recorded[-1].kind == "replace_files" and notes.name in messages.recorded[-1].text
+    assert notes.read_text() == '{"my": "notes"}\n' and not target.exists()
+    messages.answers["replace_files"] = True
+    with qtbot.waitSignal(dialog.exported):
+        dialog.accept()
+    messages.recorded.clear()
+    messages.answers["replace_files"] = False
+    with qtbot.waitSignal(dialog.exported):  # now both are svgui's own: replaced without a question
+        dialog.accept()
+    assert not [m for m in messages.recorded if m.kind == "replace_files"]
+
+
 def test_export_dialog_reports_write_errors_and_stays_open(document, qtbot, tmp_path):
     dialog = ExportDialog(document, fmt="lab")
     qtbot.addWidget(dialog)

@@ -6,7 +6,6 @@ never exists in memory as float32 at its original rate (only the 22,050 Hz mono 
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 import warnings
@@ -19,6 +18,7 @@ import soxr
 
 from engine.config import FeatureConfig
 from engine.errors import AudioLoadError
+from engine.fileio import open_problem
 
 BLOCK_FRAMES = 1 << 18  # ~6 s at 44.1 kHz: small enough for bounded memory, big enough to be fast
 SALVAGE_FRAMES = 4096  # after a decode error, re-read the failed block in steps this small
@@ -163,11 +163,8 @@ class _Buffer:
 def _check_file(path: Path) -> None:
     try:
         info = path.stat()
-    except FileNotFoundError:
-        raise AudioLoadError(path, "broken symbolic link" if path.is_symlink() else "file not found") from None
     except OSError as exc:
-        reason = "symbolic link loop" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
-        raise AudioLoadError(path, reason) from None
+        raise AudioLoadError(path, open_problem(path, exc)) from None
     if stat.S_ISDIR(info.st_mode):
         raise AudioLoadError(path, "is a folder, not an audio file")
     if not stat.S_ISREG(info.st_mode):

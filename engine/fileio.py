@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import secrets
@@ -12,6 +13,16 @@ from pathlib import Path
 from typing import IO
 
 from engine.errors import OutputWriteError
+
+
+def open_problem(path: Path, exc: OSError, *, not_found: str = "file not found") -> str:
+    """Why ``path`` could not be opened, in words: a link loop and a broken link are told apart
+    from a missing file (Python calls all three 'not found' or 'too many levels')."""
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop"
+    if isinstance(exc, FileNotFoundError):
+        return "broken symbolic link" if path.is_symlink() else not_found
+    return exc.strerror or str(exc)
 
 
 @contextlib.contextmanager

@@ -13,7 +13,6 @@ each of these emits a ``LabelWarning`` naming the file, none is an error; so do 
 
 from __future__ import annotations
 
-import errno
 import math
 import os
 import warnings
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import LabelFormatError
-from engine.fileio import atomic_write_text
+from engine.fileio import atomic_write_text, open_problem
 
 VOICE_LABEL = "sing"
 NO_VOICE_LABEL = "nosing"
@@ -79,14 +78,10 @@ def read_label_text(path: Path) -> str:
     """The text of a label file (UTF-8, a BOM dropped); LabelFormatError if it cannot be read."""
     try:
         return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        reason = "broken symbolic link" if path.is_symlink() else "file not found"
-        raise LabelFormatError(path, None, reason) from None
     except UnicodeDecodeError:
         raise LabelFormatError(path, None, "not a text file (cannot decode as UTF-8)") from None
     except OSError as exc:
-        reason = "symbolic link loop" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
-        raise LabelFormatError(path, None, reason) from None
+        raise LabelFormatError(path, None, open_problem(path, exc)) from None
 
 
 def parse_label_line(raw: str, *, path: str | os.PathLike, line_number: int) -> Segment | None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import sys
 from pathlib import Path
 
 from engine.audio import is_audio_path
+from engine.fileio import open_problem
 from engine.resources import resource_dir
 from engine.warning_format import use_plain_warnings
 
@@ -105,12 +105,11 @@ def _usable_model(path: Path | None):
 
 
 def _missing_reason(path: Path) -> str:
-    if path.is_symlink():
-        try:
-            path.stat()
-        except OSError as exc:
-            return "symbolic link loop" if exc.errno == errno.ELOOP else "broken symbolic link"
-    return "no such file or folder"
+    try:
+        path.stat()
+    except OSError as exc:
+        return open_problem(path, exc, not_found="no such file or folder")
+    return "no such file or folder"  # gone since it was checked
 
 
 def _screenshot(app, window, files, out: Path, size: str) -> int:

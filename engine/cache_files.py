@@ -14,7 +14,6 @@ import io
 import math
 import os
 import re
-import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import ConfigError
+from engine.fileio import create_temp_file
 
 try:  # POSIX: a writer holds an flock on its temporary file, so a cleaner can tell it is alive
     import fcntl
@@ -83,7 +83,7 @@ def write_npy(path: Path, shape: tuple[int, int], chunks: Iterable[np.ndarray]) 
     """
     header = npy_header(shape)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = _create_temp(path)
+    fd, tmp_name = create_temp_file(path)  # .KEY.linear.<random>.tmp.npy
     try:
         with os.fdopen(fd, "wb") as handle:
             if fcntl is not None:
@@ -114,19 +114,6 @@ def reserve_space(fd: int, n_bytes: int) -> None:
         if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
             raise  # ENOSPC, EDQUOT, EIO: the caller falls back to memory
         # This file system cannot reserve: plain writes still turn a full disk into an OSError.
-
-
-def _create_temp(path: Path) -> tuple[int, str]:
-    """An empty hidden ``.NAME.<random>.tmp.npy`` beside ``path`` (mode 0666 minus the umask)."""
-    stem = path.name[:-len(".npy")] if path.name.endswith(".npy") else path.name
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        tmp_name = str(path.parent / f".{stem}.{secrets.token_hex(4)}.tmp.npy")
-        try:
-            return os.open(tmp_name, flags, 0o666), tmp_name
-        except FileExistsError:
-            continue
-    raise FileExistsError(errno.EEXIST, "no free temporary file name", str(path))
 
 
 # ---- scanning, cleaning, eviction -----------------------------------------------------------------

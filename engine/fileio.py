@@ -74,25 +74,27 @@ def file_sha256(path: str | os.PathLike) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def _create_temp_beside(path: Path) -> tuple[int, str]:
-    """Create an empty temporary file in ``path``'s folder, ending in ``path``'s suffix.
+def create_temp_file(path: Path) -> tuple[int, str]:
+    """Create an empty hidden ``.STEM.<random>.tmp.SUFFIX`` beside ``path``: (fd, name); OSError if not.
 
     The suffix matters: np.save appends '.npy' and soundfile picks the format from it.
-    Permissions are those a plain open() would give (mkstemp's 0600 would stick to the
-    result), or the replaced file's own.
+    Permissions are those a plain open() would give (mkstemp's 0600 would stick to the result).
     """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp_name = str(path.parent / f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
+        try:
+            return os.open(tmp_name, flags, 0o666), tmp_name  # 0o666 minus the umask, like open()
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", str(path))
+
+
+def _create_temp_beside(path: Path) -> tuple[int, str]:
+    """``create_temp_file`` with the replaced file's permissions; OutputWriteError naming ``path``."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-        for _ in range(100):
-            tmp_name = str(path.parent / f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
-            try:
-                fd = os.open(tmp_name, flags, 0o666)  # 0o666 minus the umask, like open()
-                break
-            except FileExistsError:
-                continue
-        else:
-            raise FileExistsError("no free temporary file name")
+        fd, tmp_name = create_temp_file(path)
     except OSError as exc:
         raise OutputWriteError(path, exc.strerror or str(exc)) from None
     with contextlib.suppress(OSError):

@@ -32,7 +32,7 @@ from engine.config import ModelConfig
 from engine.datasets import find_tracks, load_tracks, scan_folder
 from engine.errors import ConfigError, OutputWriteError, OverwriteRefused
 from engine.evaluate import evaluate, predicted_intervals
-from engine.export import MANIFEST_NAME
+from engine.export import MANIFEST_NAME, ManifestWarning
 from engine.labels import format_lab
 from engine.predict import predict_file, predict_linear
 from tests.cli_helpers import assert_one_line_error
@@ -169,7 +169,8 @@ def test_a_foreign_file_named_like_the_manifest_is_never_replaced_without_overwr
     out = tmp_path / "out"
     out.mkdir()
     (out / MANIFEST_NAME).write_text("my own notes, not JSON\n")
-    with pytest.raises(OverwriteRefused, match=MANIFEST_NAME) as caught:
+    with pytest.raises(OverwriteRefused, match=MANIFEST_NAME) as caught, \
+            pytest.warns(ManifestWarning, match="records no outputs of ours"):
         next(predict_files(model, [labelled / "one.wav"], fmt="lab", out_dir=out, info=export_info(model)))
     assert caught.value.paths == (str(out / MANIFEST_NAME),)
     assert sorted(p.name for p in out.iterdir()) == [MANIFEST_NAME]

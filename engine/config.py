@@ -21,6 +21,19 @@ C = TypeVar("C")
 # Numeric precision of the network (engine/precision.py resolves "auto" per device).
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
+# Network and training variants (README "Network and training variants"); the first of each is
+# the paper's, and what a model file without the field means.
+ARCHITECTURES = ("paper", "thesis")
+INPUT_NORMS = ("fixed", "instance", "pcen")
+FIRST_CONVS = ("plain", "zero-mean")
+OPTIMIZERS = ("sgd-nesterov", "adam")
+# Adam's own learning rate (Schlüter's thesis: 0.001 x 0.85 every 2000 updates, 40000 updates).
+ADAM_LEARNING_RATE = 0.001
+
+
+def _require_choice(what: str, value: object, choices: tuple[str, ...]) -> None:
+    _require(value in choices, f"unknown {what} {value!r} (known: {', '.join(choices)})")
+
 
 def _require(condition: bool, message: str) -> None:
     if not condition:
@@ -84,8 +97,17 @@ class ModelConfig:
     dense_units: tuple[int, int] = (256, 64)
     dropout: float = 0.5
     leak: float = 0.01
+    architecture: str = "paper"     # paper | thesis (batch norm, a fifth convolution; engine/model.py)
+    conv5_channels: int = 128       # the thesis network's fifth convolution
+    input_norm: str = "fixed"       # fixed | instance | pcen (engine/frontend.py)
+    first_conv: str = "plain"       # plain | zero-mean (each first-layer kernel sums to zero)
 
     def __post_init__(self) -> None:
+        _require_choice("architecture", self.architecture, ARCHITECTURES)
+        _require_choice("input normalization", self.input_norm, INPUT_NORMS)
+        _require_choice("first convolution", self.first_conv, FIRST_CONVS)
+        _require(isinstance(self.conv5_channels, int) and self.conv5_channels > 0,
+                 f"conv5_channels must be a positive int, got {self.conv5_channels}")
         object.__setattr__(self, "conv_channels", tuple(int(c) for c in self.conv_channels))
         object.__setattr__(self, "dense_units", tuple(int(u) for u in self.dense_units))
         _require(len(self.conv_channels) == 4 and min(self.conv_channels) > 0,
@@ -104,6 +126,11 @@ class ModelConfig:
         """Frames on each side of the central frame (57 by default)."""
         return self.excerpt_frames // 2
 
+    def describe_recipe(self) -> str:
+        """'paper network, fixed input normalization, plain first convolution'."""
+        return (f"{self.architecture} network, {self.input_norm} input normalization, "
+                f"{self.first_conv} first convolution")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -121,8 +148,10 @@ class TrainConfig:
     checkpoint_every: int = 500
     seed: int = 0
     precision: str = "auto"
+    optimizer: str = "sgd-nesterov"  # sgd-nesterov (momentum 0.95) | adam (use ADAM_LEARNING_RATE)
 
     def __post_init__(self) -> None:
+        _require_choice("optimizer", self.optimizer, OPTIMIZERS)
         _require(self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         _require(self.updates > 0, f"updates must be positive, got {self.updates}")
         _require(self.batch_size > 0, f"batch_size must be positive, got {self.batch_size}")
@@ -183,7 +212,7 @@ class PredictConfig:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Strength of each of the seven augmentations (SPEC §5); zero switches one off.
+    """Strength of each of the seven augmentations (SPEC §5) and of stem remixing; zero switches one off.
 
     Strengths: ``max_pitch`` and ``max_stretch`` are fractions (0.3 = factors in [0.7, 1.3]),
     ``max_loudness_db`` and ``max_filter_db`` are decibels, ``mix_probability`` and
@@ -203,6 +232,12 @@ class AugmentConfig:
     filter_min_semitones: float = 5.0
     filter_max_semitones: float = 7.0
     mix_max_fraction: float = 0.5
+    # Stem remixing (engine.remix): vocals over another song's accompaniment at a vocal-to-accompaniment
+    # energy ratio uniform in [min, max] dB and an overall gain uniform in ±remix_max_gain_db.
+    remix_probability: float = 0.0
+    remix_min_ratio_db: float = -12.0
+    remix_max_ratio_db: float = 6.0
+    remix_max_gain_db: float = 6.0
 
     # Short names of the command line (`--augment pitch=0.3,filter=10`) → fields.
     SHORT_NAMES = {spec.short: spec.field for spec in AUGMENT_SPECS}
@@ -217,6 +252,10 @@ class AugmentConfig:
                  f"need 0 < filter_min_semitones <= filter_max_semitones, got "
                  f"{self.filter_min_semitones}, {self.filter_max_semitones}")
         _require(0 <= self.mix_max_fraction <= 1, f"mix_max_fraction must be in [0, 1], got {self.mix_max_fraction}")
+        _require(-60 <= self.remix_min_ratio_db <= self.remix_max_ratio_db <= 60,
+                 f"need -60 <= remix_min_ratio_db <= remix_max_ratio_db <= 60 dB, got "
+                 f"{self.remix_min_ratio_db}, {self.remix_max_ratio_db}")
+        _require(0 <= self.remix_max_gain_db <= 60, f"remix_max_gain_db must be in [0, 60] dB, got {self.remix_max_gain_db}")
 
     @classmethod
     def paper(cls) -> "AugmentConfig":

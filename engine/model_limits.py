@@ -65,6 +65,7 @@ def expected_shapes(path: Any, model_config: ModelConfig, n_mels: int) -> dict[s
 
     for c in model_config.conv_channels:
         _bound(path, "model.conv_channels", c, 1, MAX_CONV_CHANNELS)
+    _bound(path, "model.conv5_channels", model_config.conv5_channels, 1, MAX_CONV_CHANNELS)
     for u in model_config.dense_units:
         _bound(path, "model.dense_units", u, 1, MAX_DENSE_UNITS)
     _bound(path, "model.kernel_size", model_config.kernel_size, 1, MAX_KERNEL_SIZE)

@@ -35,8 +35,9 @@ from engine.evaluate import count_errors
 from engine.labels import intervals_to_targets
 from svgui.document import Document
 from svgui.model_jobs import Comparison, Curves, ModelStep, run_curve_comparison, run_folder_comparison, same_file
-from svgui.widgets.colormaps import LEFT_AXIS_WIDTH_PX, TRUTH_COLOR, TimeAxisItem, with_alpha
+from svgui.widgets.colormaps import LEFT_AXIS_WIDTH_PX, TRUTH_COLOR, with_alpha
 from svgui.widgets.region_layer import IntervalBand
+from svgui.widgets.time_axis import TimeAxisItem
 from svgui.workers import Worker, WorkerRegistry
 
 COMPARE_COLORS = ("#D55E00", "#009E73")  # Okabe–Ito vermillion and bluish green

@@ -17,11 +17,11 @@ from svgui.widgets.colormaps import (
     PREDICTED_COLOR,
     THRESHOLD_COLOR,
     TRUTH_COLOR,
-    TimeAxisItem,
     add_right_gutter,
     with_alpha,
 )
 from svgui.widgets.region_layer import IntervalBand
+from svgui.widgets.time_axis import TimeAxisItem
 
 Y_MARGIN = 0.08  # room above 1 and below 0 so the curve's extremes and the line stay grabbable
 
@@ -43,7 +43,6 @@ class ProbabilityView(QWidget):
         left.setWidth(LEFT_AXIS_WIDTH_PX)
         left.setTicks([[(0.0, "0"), (0.5, "0.5"), (1.0, "1")], [(0.25, ""), (0.75, "")]])
         self.plot.setLabel("left", "p(voice)")
-        self.plot.setLabel("bottom", "time")
         self.plot.showGrid(y=True, alpha=0.15)
         self.canvas.addItem(self.plot, 0, 0)
         add_right_gutter(self.canvas.ci)

@@ -31,11 +31,11 @@ from svgui.widgets.colormaps import (
     RIGHT_GUTTER_PX,
     SELECTION_COLOR,
     TRUTH_COLOR,
-    TimeAxisItem,
     get_colormap,
     with_alpha,
 )
 from svgui.widgets.region_layer import IntervalBand, RegionLayer
+from svgui.widgets.time_axis import TimeAxisItem
 
 DB_PER_NEPER = 20.0 / math.log(10.0)  # log_mel holds natural logs of magnitudes
 DEFAULT_DB_SPAN = 80.0

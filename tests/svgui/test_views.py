@@ -15,10 +15,11 @@ from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
 
 from engine.features import log_mel_spectrogram, mel_band_centres_hz
 from svgui.document import Document
-from svgui.widgets.colormaps import COLORMAPS, format_time, get_colormap
+from svgui.widgets.colormaps import COLORMAPS, get_colormap
 from svgui.widgets.probability_view import ProbabilityView
 from svgui.widgets.region_layer import IntervalBand
 from svgui.widgets.spectrogram_view import SpectrogramView
+from svgui.widgets.time_axis import format_time
 from svgui.widgets.waveform_view import WaveformView, minmax_envelope
 
 SAMPLE_RATE = 22050

@@ -184,15 +184,22 @@ def covered_fraction(start_s: float, end_s: float, reviewed_spans_s: tuple[Inter
     return min(covered / (end_s - start_s), 1.0)
 
 
-def folder_totals(audio_paths: list[Path]) -> dict[str, int]:
-    """How many of ``audio_paths`` are in each status (reads each folder's sidecar once)."""
-    totals = dict.fromkeys(STATUSES, 0)
+def file_states(audio_paths: list[Path]) -> dict[Path, FileState]:
+    """``file_state`` of many files, reading each folder's sidecar once."""
     by_folder: dict[Path, dict[str, dict[str, Any]]] = {}
+    out = {}
     for path in map(Path, audio_paths):
         if path.parent not in by_folder:
             by_folder[path.parent] = read_entries(path.parent)
         entry = by_folder[path.parent].get(path.name)
-        status = (parse_entry(entry).status if entry is not None
-                  else "edited" if label_file_for(path) is not None else "none")
-        totals[status] += 1
+        out[path] = (parse_entry(entry, source=f"{sidecar_path(path.parent)} ({path.name})") if entry is not None
+                     else FileState("edited" if label_file_for(path) is not None else "none"))
+    return out
+
+
+def folder_totals(audio_paths: list[Path]) -> dict[str, int]:
+    """How many of ``audio_paths`` are in each status."""
+    totals = dict.fromkeys(STATUSES, 0)
+    for state in file_states(audio_paths).values():
+        totals[state.status] += 1
     return totals

@@ -66,6 +66,7 @@ class Document(QObject):
     thresholdChanged = Signal(float)
     dirtyChanged = Signal(bool)
     messages = Signal(str)
+    saved = Signal(object)  # the label file Path, after a successful save (the review state follows it)
 
     def __init__(self, parent: QObject | None = None, *, features: FeatureConfig = FeatureConfig(),
                  eval_config: EvalConfig = EvalConfig()):
@@ -297,6 +298,7 @@ class Document(QObject):
         self.undo_stack.setClean()
         self.discard_autosave(old_base)
         self.discard_autosave(path)
+        self.saved.emit(path)
         return path
 
     def autosave_path(self) -> Path:

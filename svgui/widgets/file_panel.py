@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 
 from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QPalette, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QLineEdit, QTreeView, QVBoxLayout, QWidget
 
+from engine.annotation_state import STATUSES, FileState, file_states
 from engine.audio import is_audio_path
 from engine.datasets import JAMENDO_SPLITS, format_names, is_jamendo_layout, label_file_for, load_jamendo, scan_folder
 from engine.errors import EngineError
@@ -23,8 +25,12 @@ from engine.errors import EngineError
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1      # Path of the audio file (None for split branches and missing audio)
 LABEL_ROLE = Qt.ItemDataRole.UserRole + 2     # Path of the label file or None
 SORT_ROLE = Qt.ItemDataRole.UserRole + 3
-NAME_COLUMN, LABEL_COLUMN = 0, 1
+NAME_COLUMN, LABEL_COLUMN, STATE_COLUMN = 0, 1, 2
 HAS_LABELS_TEXT, NO_LABELS_TEXT = "\u2713 {suffix}", "\u2013 none"
+STATE_TEXTS = {"none": "no labels", "pre-annotated": "pre-annotated", "edited": "edited", "reviewed": "reviewed"}
+STATE_TIPS = {"none": "No labels yet", "pre-annotated": "The model's predictions, accepted and saved, not yet corrected",
+              "edited": "Labels saved after editing by hand (or made outside svgui)",
+              "reviewed": "Every review span checked, or the file marked reviewed"}
 
 
 def natural_key(name: str) -> str:
@@ -49,12 +55,16 @@ class FilePanel(QWidget):
         font = self._title.font()
         font.setBold(True)
         self._title.setFont(font)
+        self._totals = QLabel()
+        self._totals.setWordWrap(True)
+        self._totals.setToolTip("How many files are in each annotation state, and the review spans done "
+                                "(from svgui-annotation.json beside the audio)")
         self._filter = QLineEdit()
         self._filter.setPlaceholderText("Filter by name\u2026")
         self._filter.setClearButtonEnabled(True)
         self._filter.setToolTip("Show only files whose name contains this text (case-insensitive)")
-        self._model = QStandardItemModel(0, 2, self)
-        self._model.setHorizontalHeaderLabels(["Name", "Labels"])
+        self._model = QStandardItemModel(0, 3, self)
+        self._model.setHorizontalHeaderLabels(["Name", "Labels", "State"])
         self._proxy = QSortFilterProxyModel(self)
         self._proxy.setSourceModel(self._model)
         self._proxy.setSortRole(SORT_ROLE)
@@ -75,6 +85,7 @@ class FilePanel(QWidget):
         header.setStretchLastSection(False)
         header.setSectionResizeMode(NAME_COLUMN, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(LABEL_COLUMN, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(STATE_COLUMN, QHeaderView.ResizeMode.ResizeToContents)
         self._status = QLabel()
         self._status.setWordWrap(True)
         self._status.setTextFormat(Qt.TextFormat.PlainText)
@@ -83,6 +94,7 @@ class FilePanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self._title)
+        layout.addWidget(self._totals)
         layout.addWidget(self._filter)
         layout.addWidget(self._view, 1)
         layout.addWidget(self._status)
@@ -189,7 +201,9 @@ class FilePanel(QWidget):
         if label is None:
             labels.setForeground(self.palette().brush(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text))
         self._items[self._key(audio)] = item
-        return [item, labels]
+        state = QStandardItem("")
+        state.setData("9", SORT_ROLE)
+        return [item, labels, state]
 
     def _missing_row(self, name: str, label: Path) -> list[QStandardItem]:
         grey = self.palette().brush(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
@@ -207,17 +221,61 @@ class FilePanel(QWidget):
         status.setData("2", SORT_ROLE)
         status.setForeground(grey)
         status.setToolTip(item.toolTip())
-        return [item, status]
+        return [item, status, QStandardItem("")]
 
     def _summary(self, files: list, labelled: list) -> str:
         n = len(files)
         return f"{n} audio file{'s' if n != 1 else ''}, {len(labelled)} with labels."
+
+    def refresh_state(self, _path: str | os.PathLike | None = None) -> None:
+        """Show the recorded state of every file again (after ``_path``'s changed)."""
+        self.refresh_states()
+
+    def refresh_states(self) -> None:
+        """Each file's annotation state (the sidecar beside the audio) in the State column, totals above."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            states = file_states([item.data(PATH_ROLE) for item in self._items.values()])
+        totals = dict.fromkeys(STATUSES, 0)
+        n_spans = n_reviewed = 0
+        for item in self._items.values():
+            state = states[Path(item.data(PATH_ROLE))]
+            cell = self._model.itemFromIndex(item.index().siblingAtColumn(STATE_COLUMN))
+            cell.setText(self.state_text(state))
+            cell.setToolTip(STATE_TIPS[state.status] + (f"; {state.n_reviewed} of {state.n_spans} review spans done"
+                                                        if state.n_spans else ""))
+            cell.setData(str(STATUSES.index(state.status)), SORT_ROLE)
+            totals[state.status] += 1
+            if state.n_spans is not None:
+                n_spans, n_reviewed = n_spans + state.n_spans, n_reviewed + min(state.n_reviewed, state.n_spans)
+        parts = [f"{totals[s]} {STATE_TEXTS[s]}" for s in reversed(STATUSES) if totals[s]]
+        spans = f"; review spans done: {n_reviewed} of {n_spans}" if n_spans else ""
+        self._totals.setText(", ".join(parts) + spans if self._items else "")
+        if caught:
+            self._set_status("\n".join(str(w.message) for w in caught), error=True)
+
+    @staticmethod
+    def state_text(state: FileState) -> str:
+        """'edited · 3/7': the state and, once counted, the review spans done."""
+        text = STATE_TEXTS[state.status]
+        if state.n_spans and state.status != "none":
+            text += f" \u00b7 {min(state.n_reviewed, state.n_spans)}/{state.n_spans}"
+        return text
+
+    def state_texts(self) -> dict[str, str]:
+        """The State column by file name (for tests and tools)."""
+        return {item.text(): self._model.itemFromIndex(item.index().siblingAtColumn(STATE_COLUMN)).text()
+                for item in self._items.values()}
+
+    def totals_text(self) -> str:
+        return self._totals.text()
 
     def _finish(self, text: str, *, warn: bool = False) -> None:
         self._proxy.sort(self._view.header().sortIndicatorSection(), self._view.header().sortIndicatorOrder())
         if self._current is not None:
             self.mark_current(self._current)
         self._set_status(text, error=warn)
+        self.refresh_states()
 
     def _clear(self) -> None:
         self._model.removeRows(0, self._model.rowCount())

@@ -10,6 +10,7 @@ unchanged (what the GUI preview needs to compare effects).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import torch
@@ -132,12 +133,16 @@ def apply_mix(linear: torch.Tensor, partners: torch.Tensor, fraction: torch.Tens
 def augment_excerpts(linear: torch.Tensor, draw: AugmentDraw, *, config: AugmentConfig,
                      features: FeatureConfig, normalization: Normalization,
                      excerpt_frames: int = ModelConfig.excerpt_frames,
-                     partners: torch.Tensor | None = None) -> torch.Tensor:
+                     partners: torch.Tensor | None = None,
+                     input_transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """Apply a draw in SPEC §5 order; returns standardized log-mel ``[B, excerpt_frames, n_mels]``.
 
     ``linear`` holds source excerpts ``[B, source_frames, n_bins]`` centred on the labelled frame;
     ``partners`` holds non-voice excerpts ``[B, excerpt_frames, >= n_mel_input_bins]`` for the
     examples with ``draw.mix_partner >= 0`` (rows of the others are ignored).
+    ``input_transform`` (engine.frontend.crop_transform) maps the log-mel of wider excerpts
+    (``excerpt_frames`` then counts their extra frames) to the network's excerpts before
+    standardization; dropout and noise then apply to those.
     """
     draw = draw.to(linear.device)
     out_bins = features.n_mel_input_bins
@@ -155,7 +160,8 @@ def augment_excerpts(linear: torch.Tensor, draw: AugmentDraw, *, config: Augment
     if config.mix_probability and partners is not None and (
             x.device.type != "cpu" or bool((draw.mix_partner >= 0).any())):
         x = apply_mix(x, partners[:, :, :out_bins].to(x), draw.mix_fraction)
-    x = normalization.apply(log_compress(linear_to_mel(x, features), features))
+    x = log_compress(linear_to_mel(x, features), features)
+    x = normalization.apply(input_transform(x) if input_transform is not None else x)
     if config.dropout_probability:
         x = x.masked_fill(draw.dropout_mask, 0.0)
     if config.noise_sigma:

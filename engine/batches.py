@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 import torch
 
+from engine import frontend
 from engine.augment import augment_excerpts, draw_augmentations
 from engine.checkpoint import VoiceModel
 from engine.config import AugmentConfig
@@ -44,7 +46,9 @@ class ExcerptBatches:
             n = len(data.log_mel)
             if n >= length:  # SPEC §4: every position where the whole excerpt fits in its file
                 starts.append(torch.arange(offset, offset + n - length + 1))
-            frames.append(torch.from_numpy(np.array(data.log_mel, dtype=np.float32)))
+            # Whole files through the input normalization, as prediction sees them.
+            frames.append(frontend.transform(torch.from_numpy(np.array(data.log_mel, dtype=np.float32)),
+                                             model.model_config, model.features))
             targets.append(torch.as_tensor(np.asarray(data.targets), dtype=torch.bool))
             offset += n
         if not starts:
@@ -74,7 +78,9 @@ class AugmentedBatches:
         self.model, self.augment = model, augment
         length = model.model_config.excerpt_frames
         context = model.model_config.context_frames
-        source = augment.source_frames(length)
+        # Instance normalization and PCEN see wider excerpts, transformed, then cropped.
+        self.extra = frontend.augmentation_context_frames(model.model_config)
+        source = augment.source_frames(length + 2 * self.extra)
         margin = source // 2 - context
         n_bins = model.features.n_bins
         pieces, targets, starts = [torch.zeros(margin, n_bins)], [torch.zeros(margin, dtype=torch.bool)], []
@@ -98,6 +104,7 @@ class AugmentedBatches:
             raise DatasetError("mixing needs training excerpts without voice at their centre; there are none")
         self.source_offsets = torch.arange(-(source // 2), source // 2 + 1, device=device)
         self.excerpt_offsets = torch.arange(length, device=device)
+        self.wide_offsets = torch.arange(-self.extra, length + self.extra, device=device)
         self.context = context
         self.generator = torch.Generator(device=device).manual_seed(seed)
 
@@ -111,10 +118,12 @@ class AugmentedBatches:
         partners = None
         if self.augment.mix_probability:
             chosen = self.partners[draw.mix_partner.clamp(min=0).to(device)]
-            partners = self.linear[chosen[:, None] + self.excerpt_offsets[None, :], :self.model.features.n_mel_input_bins]
+            partners = self.linear[chosen[:, None] + self.wide_offsets[None, :], :self.model.features.n_mel_input_bins]
+        recipe = self.model.model_config
+        crop = None if not self.extra else partial(frontend.crop_transform, config=recipe, features=self.model.features)
         excerpts = augment_excerpts(source, draw, config=self.augment, features=self.model.features,
                                     normalization=self.model.normalization,
-                                    excerpt_frames=len(self.excerpt_offsets), partners=partners)
+                                    excerpt_frames=len(self.wide_offsets), partners=partners, input_transform=crop)
         excerpts = excerpts.unsqueeze(1).contiguous(memory_format=torch.channels_last)
         return excerpts, self.targets[centres]
 

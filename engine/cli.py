@@ -38,23 +38,30 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--valid-fraction", type=float, default=0.0, metavar="F",
                        help="hold out this fraction of the training files for validation (seeded)")
     train.add_argument("--out", required=True, type=Path, metavar="MODEL", help="model file to write (.safetensors)")
-    train.add_argument("--updates", type=int, default=40_000, metavar="N", help="weight updates (default 40000)")
+    train.add_argument("--updates", type=int, metavar="N",
+                       help="weight updates (default 40000; with --init 1000)")
     train.add_argument("--seed", type=int, default=0, help="seed for initialisation, sampling, dropout")
     train.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
     _add_precision(train)
     train.add_argument("--batch-size", type=int, default=32, metavar="N")
-    train.add_argument("--learning-rate", type=float, default=0.01, metavar="LR")
-    train.add_argument("--validate-every", type=int, default=2000, metavar="N",
-                       help="updates between validations (0: only at the end)")
-    train.add_argument("--checkpoint-every", type=int, default=500, metavar="N",
-                       help="updates between checkpoints (MODEL.checkpoint.safetensors)")
+    train.add_argument("--learning-rate", type=float, metavar="LR",
+                       help="initial learning rate (default 0.01; with --init 0.1 x the parent's)")
+    train.add_argument("--validate-every", type=int, metavar="N",
+                       help="updates between validations (0: only at the end; default 2000, with --init 250)")
+    train.add_argument("--checkpoint-every", type=int, metavar="N",
+                       help="updates between checkpoints (MODEL.checkpoint.safetensors; default 500, with --init 250)")
+    train.add_argument("--init", type=Path, metavar="MODEL",
+                       help="fine-tune: start from this model's weights and normalization (its own feature and "
+                            "network settings), with a short schedule at a lower learning rate; the new file "
+                            "records MODEL as its parent")
     train.add_argument("--resume", type=Path, metavar="CHECKPOINT", help="continue from a checkpoint")
     train.add_argument("--name", default="", help="model name recorded in the file")
     train.add_argument("--overwrite", action="store_true",
                        help="replace an existing svgui model at --out (a file that is not a model is never replaced)")
-    train.add_argument("--augment", default="none", metavar="SPEC",
+    train.add_argument("--augment", metavar="SPEC",
                        help="augmentations on the fly: 'paper' (pitch 0.3, stretch 0.3, filter 10 dB), 'none', "
-                            "or e.g. pitch=0.3,stretch=0.3,filter=10,loudness=10,mix=0.5,dropout=0.1,noise=0.2")
+                            "or e.g. pitch=0.3,stretch=0.3,filter=10,loudness=10,mix=0.5,dropout=0.1,noise=0.2 "
+                            "(default none; with --init the parent's)")
     train.set_defaults(run=run_train)
 
     predict = sub.add_parser("predict", help="predict voice regions of files or folders",

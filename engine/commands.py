@@ -52,21 +52,38 @@ def train_command(args) -> int:
     from engine.train import find_checkpoints, train
 
     check_model_output(args.out, overwrite=args.overwrite)  # before hours of reading and training
-    augment = AugmentConfig.parse(args.augment)
-    config = TrainConfig(updates=args.updates, seed=args.seed, batch_size=args.batch_size,
-                         learning_rate=args.learning_rate, validate_every=args.validate_every,
-                         checkpoint_every=args.checkpoint_every, precision=args.precision)
-    device = pick_device(args.device)
+    given = {k: v for k, v in (("updates", args.updates), ("learning_rate", args.learning_rate),
+                               ("validate_every", args.validate_every),
+                               ("checkpoint_every", args.checkpoint_every)) if v is not None}
     features = FeatureConfig()
+    if args.init is not None:  # fine-tuning: the parent's features, short schedule, lower rate, its augmentation
+        from engine.finetune import finetune_config, parent_augment
+
+        if args.resume is not None:
+            raise EngineError("--init and --resume exclude each other: a fine-tuning checkpoint records its parent")
+        features = load_model(args.init).features  # full validation before reading any audio
+        config = finetune_config(args.init, seed=args.seed, batch_size=args.batch_size, precision=args.precision,
+                                 **given)
+        augment = parent_augment(args.init) if args.augment is None else AugmentConfig.parse(args.augment)
+    else:
+        augment = AugmentConfig.parse(args.augment or "none")
+        config = TrainConfig(seed=args.seed, batch_size=args.batch_size, precision=args.precision, **given)
+    device = pick_device(args.device)
     if args.resume is not None:
         settings = read_resume_settings(args.resume)
         features, resumed = settings.features, settings.augment
-        if args.augment.lower() != "none" and augment != resumed:
+        if (args.augment or "none").lower() != "none" and augment != resumed:
             raise EngineError(f"a resumed run keeps the augmentation it started with ({resumed.describe()}); "
                               f"drop --augment or start a new run")
         augment = resumed
     train_tracks, valid_tracks, description = resolve_training_data(
         args.train, valid_path=args.valid, valid_fraction=args.valid_fraction, seed=args.seed)
+    if args.init is not None:
+        from engine.finetune import check_finetune_count
+
+        check_finetune_count([t.name for t in train_tracks + valid_tracks])  # before reading any audio
+        print(f"fine-tuning {args.init}: {config.updates:,} updates from learning rate {config.learning_rate:g}",
+              file=sys.stderr)
     print(f"data: {description}", file=sys.stderr)
     print(f"device: {describe_device(device)}", file=sys.stderr)
     if args.resume is None:  # a resumed run keeps the precision recorded in its checkpoint
@@ -79,7 +96,8 @@ def train_command(args) -> int:
     last = None
     steps = train(train_data=train_data, valid_data=valid_data, out_path=args.out, config=config,
                   features=features, device=str(device), resume_from=args.resume,
-                  data_description=description, name=args.name, augment=augment, overwrite=args.overwrite)
+                  data_description=description, name=args.name, augment=augment, overwrite=args.overwrite,
+                  init_from=args.init)
     try:  # the caller (cli.run_train) turns SIGTERM into a KeyboardInterrupt too
         try:
             for progress in steps:

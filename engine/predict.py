@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine import frontend
 from engine.audio import load_audio
 from engine.checkpoint import VoiceModel
 from engine.config import PredictConfig
@@ -43,15 +44,28 @@ class Prediction:
         return self.pitch_factors != (1.0,)
 
 
-def standardized_log_mel(model: VoiceModel, linear: torch.Tensor,
-                         pitch_factors: Sequence[float] = (1.0,)) -> torch.Tensor:
-    """Linear magnitudes ``[frames, bins]`` → standardized log-mel ``[n_factors, frames, n_mels]``."""
+def log_mel_of(model: VoiceModel, linear: torch.Tensor, pitch_factors: Sequence[float] = (1.0,)) -> torch.Tensor:
+    """Linear magnitudes ``[frames, bins]`` → log-mel ``[n_factors, frames, n_mels]`` (before normalization)."""
     cfg = model.features
     if tuple(pitch_factors) == (1.0,):
         scaled = linear[None, :, :cfg.n_mel_input_bins]
     else:
         scaled = scale_frequency(linear, list(pitch_factors), n_out_bins=cfg.n_mel_input_bins)
-    return model.normalization.apply(log_compress(linear_to_mel(scaled, cfg), cfg))
+    return log_compress(linear_to_mel(scaled, cfg), cfg)
+
+
+def standardized_log_mel(model: VoiceModel, linear: torch.Tensor,
+                         pitch_factors: Sequence[float] = (1.0,)) -> torch.Tensor:
+    """Linear magnitudes ``[frames, bins]`` of a whole file → network input ``[n_factors, frames, n_mels]``."""
+    log_mel = log_mel_of(model, linear, pitch_factors)
+    return model.normalization.apply(frontend.transform(log_mel, model.model_config, model.features))
+
+
+def padding_values(model: VoiceModel) -> np.ndarray:
+    """The standardized frame prediction pads each side of a file with (engine.frontend.padding_frame)."""
+    if model.model_config.input_norm == "fixed":
+        return model.normalization.silence(model.features)
+    return frontend.padding_frame(model.model_config, model.features, model.normalization)
 
 
 def iter_predictions(model: VoiceModel, n_frames: int, read_linear: LinearSource, *,
@@ -63,19 +77,32 @@ def iter_predictions(model: VoiceModel, n_frames: int, read_linear: LinearSource
     ``precision`` is a resolved one (fp32, bf16, fp16; see engine.precision.choose_precision): it
     covers the network only, features stay fp32. fp32 is the default, so exactness checks
     (fully convolutional = excerpt-wise) always compare fp32 numbers.
+    Chunks give what the whole file would: instance normalization reads its windows' extra
+    frames, PCEN carries its smoother's state from one chunk to the next.
     """
     network = model.network
     network.eval()
     if not network.conv2.weight.is_contiguous(memory_format=torch.channels_last):
         network.to(memory_format=torch.channels_last)  # weights in oneDNN's layout: ~1.5x faster
     device = model.device
-    context = model.model_config.context_frames
-    silence = torch.as_tensor(model.normalization.silence(model.features), device=device)
+    recipe = model.model_config
+    context = recipe.context_frames
+    extra = frontend.prediction_context_frames(recipe)
+    silence = torch.as_tensor(padding_values(model), device=device)
+    carried = None  # PCEN: the smoother's values at the frame before the next chunk's first read
     for first in range(0, n_frames, chunk_frames):
         stop = min(first + chunk_frames, n_frames)
         lo, hi = max(0, first - context), min(n_frames, stop + context)
+        read_lo, read_hi = max(0, lo - extra), min(n_frames, hi + extra)
         with torch.inference_mode():
-            feats = standardized_log_mel(model, read_linear(lo, hi).to(device), pitch_factors)
+            log_mel = log_mel_of(model, read_linear(read_lo, read_hi).to(device), pitch_factors)
+            if recipe.input_norm == "pcen":
+                feats, smoothed = frontend.pcen(log_mel, model.features, state=carried if lo else None)
+                next_lo = max(0, stop - context)
+                carried = smoothed[:, next_lo - 1 - lo] if next_lo > 0 else None
+            else:
+                feats = frontend.transform(log_mel, recipe, model.features)[:, lo - read_lo:hi - read_lo]
+            feats = model.normalization.apply(feats)
             left = silence.expand(feats.shape[0], context - (first - lo), -1)
             right = silence.expand(feats.shape[0], context - (hi - stop), -1)
             padded = torch.cat([left, feats, right], dim=1).unsqueeze(1)

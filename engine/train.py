@@ -47,8 +47,9 @@ from engine.datasets import TrackData
 from engine.devices import pick_device
 from engine.errors import ConfigError, DatasetError, ModelFileError, TrainingDiverged
 from engine.evaluate import find_best_threshold
+from engine.frontend import training_normalization
 from engine.model_limits import check_batch_size_bound
-from engine.normalize import compute_normalization
+from engine.optim import load_optimizer_state, make_optimizer, optimizer_state
 from engine.precision import autocast, choose_precision
 from engine.predict import predict_linear
 from engine.sampler import ExcerptSampler
@@ -169,7 +170,8 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
         features, eval_config = model.features, model.eval_config
         run_id = str(info.get("run_id") or secrets.token_hex(8))  # a resumed run goes on as the same run
     else:
-        normalization = compute_normalization(t.log_mel for t in train_data)
+        # Statistics of the training features after the recipe's input normalization (engine.frontend).
+        normalization = training_normalization((t.log_mel for t in train_data), model_config, features)
         model = VoiceModel.create(model_config=model_config, features=features,
                                   normalization=normalization, seed=config.seed)
         model.network.to(torch_device)
@@ -199,19 +201,15 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
     else:
         data = ExcerptBatches(train_data, model, torch_device, config.target_low, config.target_high)
     sampler = ExcerptSampler(data.starts, seed=config.seed)
-    optimizer = torch.optim.SGD(network.parameters(), lr=config.learning_rate,
-                                momentum=config.momentum, nesterov=True)
+    parameters = list(network.parameters())
+    optimizer = make_optimizer(config, parameters)
     torch.manual_seed(config.seed)  # dropout masks
     if state:
         try:  # a damaged or crafted checkpoint is one clear error, not a traceback mid-training
             sampler.load_state(state)
             if isinstance(data, AugmentedBatches):
                 data.load_state(state)
-            for i, param in enumerate(network.parameters()):
-                buffer = state[f"momentum.{i}"]
-                if buffer.shape != param.shape:
-                    raise ValueError(f"momentum {i} has shape {tuple(buffer.shape)}, expected {tuple(param.shape)}")
-                optimizer.state[param]["momentum_buffer"] = buffer.to(torch_device, param.dtype)
+            load_optimizer_state(optimizer, config, parameters, state)
             torch.set_rng_state(state["torch_rng"])
             if torch_device.type == "cuda" and "cuda_rng" in state:
                 torch.cuda.set_rng_state(state["cuda_rng"], torch_device)
@@ -223,9 +221,7 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
 
     def training_state(update: int, elapsed: float) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         tensors = dict(batches.state())  # sampler and augmentation RNGs before the next batch
-        for i, param in enumerate(network.parameters()):
-            buffer = optimizer.state.get(param, {}).get("momentum_buffer")
-            tensors[f"momentum.{i}"] = buffer if buffer is not None else torch.zeros_like(param)
+        tensors.update(optimizer_state(optimizer, config, parameters))
         tensors["torch_rng"] = torch.get_rng_state()
         if torch_device.type == "cuda":
             tensors["cuda_rng"] = torch.cuda.get_rng_state(torch_device)

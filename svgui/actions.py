@@ -124,8 +124,18 @@ def menu_table(precisions: Sequence[str]) -> tuple[Menu, ...]:
         Act("evaluate", "&Evaluate on Labelled Folder…", "show_evaluate_dialog"),
         Act("models", "&Models…", "show_models_dialog", ("Ctrl+M",)),
     ))
+    review = Menu("review", "&Review", (
+        Act("review_next", "&Next Span to Review", "review.step", ("N",), args=(1,)),
+        Act("review_previous", "&Previous Span to Review", "review.step", ("Shift+N",), args=(-1,)),
+        Act("review_mark", "&Mark Span Reviewed", "review.mark_reviewed", ("M",),
+            tip="Record the chosen review span as reviewed (in svgui-annotation.json beside the audio)"),
+        Act("review_mark_file", "Mark &File Reviewed", "review.mark_file_reviewed",
+            tip="Record the whole open file as reviewed, whatever its spans"),
+        None,
+        Act("review_panel", "Review spans", provided=True),  # the dock's own toggle, named by its title
+    ))
     help_ = Menu("help", "&Help", (Act("shortcuts", "&Keyboard Shortcuts", "show_shortcuts", S.HelpContents),))
-    return file, edit, view, tools, playback, model, help_
+    return file, edit, view, tools, playback, review, model, help_
 
 
 def walk(items: Sequence[Act | Menu | None]) -> Iterator[Act]:

@@ -26,15 +26,19 @@ from svgui.document import Document
 from svgui.file_controller import FileController
 from svgui.playback import Player
 from svgui.prediction_controller import PredictionController
+from svgui.review_controller import ReviewController
 from svgui.widgets.augment_preview import AugmentPreviewPanel
 from svgui.widgets.file_panel import FilePanel
 from svgui.widgets.metrics_panel import MetricsPanel
 from svgui.widgets.models_panel import add_user_model, known_models
 from svgui.widgets.precision_combo import available_precisions
 from svgui.widgets.probability_view import ProbabilityView
+from svgui.widgets.review_panel import ReviewPanel
 from svgui.widgets.spectrogram_view import SpectrogramView
 from svgui.widgets.waveform_view import WaveformView
 from svgui.workers import WorkerRegistry
+
+REVIEW_DOCK_WIDTH_PX = 290  # the review list's five columns without eliding "disagreement"
 
 
 class MainWindow(QMainWindow):
@@ -58,6 +62,7 @@ class MainWindow(QMainWindow):
         self.evaluate_dialog: EvaluateDialog | None = None
         self.models_dialog: ModelsDialog | None = None
         self.player = Player(self)
+        self.review = ReviewController(self, self.document, position_s=lambda: self._cursor_s())
 
         self.waveform = WaveformView(self.document)
         self.spectrogram = SpectrogramView(self.document)
@@ -71,7 +76,9 @@ class MainWindow(QMainWindow):
         self.file_panel = FilePanel()
         self.metrics = MetricsPanel(self.document)
         self._dock(self.file_panel, "Files", Qt.DockWidgetArea.LeftDockWidgetArea)
-        self._dock(self.metrics, "Metrics", Qt.DockWidgetArea.RightDockWidgetArea)
+        self.metrics_dock = self._dock(self.metrics, "Metrics", Qt.DockWidgetArea.RightDockWidgetArea)
+        self.review_panel = ReviewPanel()
+        self.review_dock = self._dock(self.review_panel, "Review spans", Qt.DockWidgetArea.RightDockWidgetArea)
         self.augment_preview = AugmentPreviewPanel(self.document, workers=self.workers,
                                                    model=lambda: self.predictions.model,
                                                    colormap=prefs.colormap(self.settings))
@@ -89,9 +96,13 @@ class MainWindow(QMainWindow):
                                                if not self.player.available else ""})
         self.acts.build(menu_table(available_precisions()))
         self.files.set_recent_menu(self.acts.menus["recent"])
+        self.review_panel.set_mark_action(self.acts["review_mark"])
         self._connect()
         self.setAcceptDrops(True)
         self.resize(1280, 800)
+        # the metrics need a few lines, the review list all it can get (a saved layout wins)
+        self.resizeDocks([self.metrics_dock, self.review_dock], [230, 470], Qt.Orientation.Vertical)
+        self.resizeDocks([self.review_dock], [REVIEW_DOCK_WIDTH_PX], Qt.Orientation.Horizontal)
         prefs.restore_window_state(self.settings, self)
         self.spectrogram.set_colormap(prefs.colormap(self.settings))
         self.predictions.load_model(model_path or prefs.active_model_path(self.settings) or bundled_model_path(),
@@ -111,7 +122,8 @@ class MainWindow(QMainWindow):
         stack = self.document.undo_stack
         return {"undo": lambda: stack.createUndoAction(self, "&Undo"),
                 "redo": lambda: stack.createRedoAction(self, "&Redo"),
-                "augment_preview": self.augment_dock.toggleViewAction}[name]()
+                "augment_preview": self.augment_dock.toggleViewAction,
+                "review_panel": self.review_dock.toggleViewAction}[name]()
 
     def _connect(self) -> None:
         d, files, predictions = self.document, self.files, self.predictions
@@ -135,6 +147,13 @@ class MainWindow(QMainWindow):
         self.augment_preview.settingsForTraining.connect(lambda config: self.show_training_dialog(augment=config))
         self.player.positionChanged.connect(self.spectrogram.set_cursor)
         self.player.error.connect(lambda text: self.statusBar().showMessage(text, 5000))
+        review = self.review
+        review.spansChanged.connect(self._show_review_spans)
+        review.currentChanged.connect(self.review_panel.set_current)
+        review.spanChosen.connect(self.show_span)
+        review.stateChanged.connect(self.file_panel.refresh_state)
+        review.message.connect(self.statusBar().showMessage)
+        self.review_panel.spanActivated.connect(review.choose)
 
     # ---- what scripts and the app call ----------------------------------------------------------
     @property
@@ -227,6 +246,28 @@ class MainWindow(QMainWindow):
         if not start <= self._cursor <= end:
             width = end - start
             self.spectrogram.zoom_to(self._cursor - width / 2, self._cursor + width / 2)
+
+    def show_span(self, start_s: float, end_s: float) -> None:
+        """Select [start_s, end_s), bring it into view (zoomed out to fit it, with context), and loop
+        it if playback is on: a review span chosen with N or in the Review panel."""
+        self.spectrogram.set_selection((start_s, end_s))
+        view_start, view_end = self.spectrogram.visible_range()
+        if not (view_start <= start_s and end_s <= view_end):
+            width = max(view_end - view_start, 2 * (end_s - start_s))
+            centre = (start_s + end_s) / 2
+            self.spectrogram.zoom_to(centre - width / 2, centre + width / 2)
+        self._cursor = start_s
+        self.spectrogram.set_cursor(start_s)
+        if self.player.available and self.player.is_playing:
+            self.player.play_range(start_s, end_s, loop=True)
+
+    def _show_review_spans(self) -> None:
+        review = self.review
+        if review.hint:
+            self.review_panel.set_hint(review.hint)
+        else:
+            self.review_panel.set_spans(review.spans, review.done, duration_s=self.document.duration_s)
+        self.review_panel.set_current(review.current)
 
     def go_to_end(self) -> None:
         self.go_to(self.document.duration_s)

@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
+from functools import partial
 
 import numpy as np
 import torch
 
+from engine import frontend
 from engine import frontend
 from engine.augment import augment_excerpts, draw_augmentations
 from engine.checkpoint import VoiceModel
@@ -104,6 +106,7 @@ class AugmentedBatches:
             raise DatasetError("mixing needs training excerpts without voice at their centre; there are none")
         self.source_offsets = torch.arange(-(source // 2), source // 2 + 1, device=device)
         self.excerpt_offsets = torch.arange(length, device=device)
+        self.wide_offsets = torch.arange(-self.extra, length + self.extra, device=device)
         self.wide_offsets = torch.arange(-self.extra, length + self.extra, device=device)
         self.context = context
         self.generator = torch.Generator(device=device).manual_seed(seed)

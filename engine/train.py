@@ -48,7 +48,9 @@ from engine.devices import pick_device
 from engine.errors import ConfigError, DatasetError, ModelFileError, TrainingDiverged
 from engine.evaluate import find_best_threshold
 from engine.frontend import training_normalization
+from engine.frontend import training_normalization
 from engine.model_limits import check_batch_size_bound
+from engine.optim import load_optimizer_state, make_optimizer, optimizer_state
 from engine.optim import load_optimizer_state, make_optimizer, optimizer_state
 from engine.precision import autocast, choose_precision
 from engine.predict import predict_linear

@@ -7,6 +7,7 @@ same generator in a worker thread. Closing the generator early (cancel) saves a 
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import math
 import os
@@ -47,10 +48,9 @@ from engine.datasets import TrackData
 from engine.devices import pick_device
 from engine.errors import ConfigError, DatasetError, ModelFileError, TrainingDiverged
 from engine.evaluate import find_best_threshold
-from engine.frontend import training_normalization
+from engine.finetune import check_features, check_finetune_data, parent_record
 from engine.frontend import training_normalization
 from engine.model_limits import check_batch_size_bound
-from engine.optim import load_optimizer_state, make_optimizer, optimizer_state
 from engine.optim import load_optimizer_state, make_optimizer, optimizer_state
 from engine.precision import autocast, choose_precision
 from engine.predict import predict_linear
@@ -147,7 +147,7 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
           eval_config: EvalConfig = EvalConfig(), device: str | None = None,
           resume_from: str | os.PathLike | None = None, data_description: str = "",
           name: str = "", augment: AugmentConfig = AugmentConfig(),
-          overwrite: bool = False) -> Iterator[TrainProgress]:
+          overwrite: bool = False, init_from: str | os.PathLike | None = None) -> Iterator[TrainProgress]:
     """Train a network and write it to ``out_path``; yields a TrainProgress after every update.
 
     The final model carries the threshold chosen on ``valid_data`` (on ``train_data`` when no
@@ -155,13 +155,18 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
     DatasetError when no file is long enough; either way the last good checkpoint stays on disk.
     An existing file at ``out_path`` is replaced only if it is a model and ``overwrite`` is set.
     Each run has a random run id, stored in its checkpoints; at the end it deletes only its own.
+    ``init_from`` fine-tunes a trained model (``engine.finetune``): its weights, normalization, network
+    and evaluation settings; ``features`` must be the model's, and the new file records its parent.
     """
     if not train_data:
         raise DatasetError("no training files given")
     out_path = check_model_output(out_path, overwrite=overwrite)
     torch_device = pick_device(device)
 
-    # 1. Model, normalization and training state: fresh from the seed, or from a checkpoint.
+    # 1. Model, normalization and training state: fresh from the seed, from a checkpoint, or from a parent.
+    parent, notes = None, []
+    if resume_from is not None and init_from is not None:
+        raise ConfigError("resume a fine-tuning run from its checkpoint alone (it records its parent)")
     if resume_from is not None:
         model = load_model(resume_from, device=torch_device)
         state, info = load_training_state(resume_from)
@@ -171,6 +176,16 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
         start_update, elapsed_before = int(info["update"]), float(info["elapsed_s"])
         features, eval_config = model.features, model.eval_config
         run_id = str(info.get("run_id") or secrets.token_hex(8))  # a resumed run goes on as the same run
+        parent = model.metadata.get("parent")
+    elif init_from is not None:
+        # Fine-tuning: the parent's weights and normalization (the first layer expects inputs
+        # standardized with its statistics); a fresh optimizer and schedule.
+        model = load_model(init_from, device=torch_device)
+        check_features(init_from, model.features, features)
+        notes = check_finetune_data(init_from, model.features, train_data, valid_data)
+        parent, eval_config = parent_record(init_from), model.eval_config
+        state, start_update, elapsed_before = {}, 0, 0.0
+        run_id = secrets.token_hex(8)
     else:
         # Statistics of the training features after the recipe's input normalization (engine.frontend).
         normalization = training_normalization((t.log_mel for t in train_data), model_config, features)
@@ -181,6 +196,7 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
         state, start_update, elapsed_before = {}, 0, 0.0
         run_id = secrets.token_hex(8)
     ckpt_path, note = own_checkpoint_path(out_path, run_id, resume_from)
+    note = "; ".join(filter(None, [*notes, note]))
     # An older checkpoint without a run id that this run resumes is this run's own as well.
     adopted = resume_from is not None and ckpt_path.exists() and checkpoint_run_id(ckpt_path) is None
     if start_update >= config.updates:
@@ -241,6 +257,7 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
             "threshold_source": source, "threshold_figures": validation.to_dict() if validation else None,
             "device": str(torch_device), "precision": precision.precision,
             "elapsed_s": round(elapsed, 1), "software": software_versions(),
+            **({"parent": parent} if parent else {}),
         }
 
     def save_checkpoint(update: int, elapsed: float, validation: ValidationFigures | None) -> None:
@@ -307,7 +324,13 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
 
     # 4. Threshold on validation data (or the training data) for the final weights, then save.
     source = "validation" if valid_data else "training"
-    final = validate(model, valid_data or train_data, update, eval_config)
+    if parent is not None and not valid_data:
+        # Fine-tuning without validation files keeps the parent's threshold (chosen on its held-out
+        # data): one picked on the few files just fitted would be both optimistic and noisy.
+        source = "parent"
+        final = validate(model, train_data, update, dataclasses.replace(eval_config, thresholds=(model.threshold,)))
+    else:
+        final = validate(model, valid_data or train_data, update, eval_config)
     model.threshold = final.threshold
     elapsed = elapsed_before + time.perf_counter() - started
     model.metadata = describe(update, elapsed, final, source)

@@ -75,6 +75,7 @@ class FilePanel(QWidget):
         self._view.setModel(self._proxy)
         self._view.setRootIsDecorated(False)
         self._view.setUniformRowHeights(True)
+        self._view.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # song names differ at the end as often as not
         self._view.setAlternatingRowColors(True)
         self._view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self._view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -194,16 +195,26 @@ class FilePanel(QWidget):
         item.setData(label, LABEL_ROLE)
         item.setData(natural_key(name), SORT_ROLE)
         item.setToolTip(str(audio))
-        labels = QStandardItem(HAS_LABELS_TEXT.format(suffix=label.suffix) if label else NO_LABELS_TEXT)
-        labels.setData("0" if label else "1", SORT_ROLE)
-        labels.setToolTip(f"Labels: {label}" if label else
-                          "No label file (.lab or .txt of the same name) beside this audio file")
-        if label is None:
-            labels.setForeground(self.palette().brush(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text))
         self._items[self._key(audio)] = item
         state = QStandardItem("")
         state.setData("9", SORT_ROLE)
-        return [item, labels, state]
+        row = [item, QStandardItem(), state]
+        self._show_label(item, label, cell=row[LABEL_COLUMN])
+        return row
+
+    def _show_label(self, item: QStandardItem, label: Path | None, *, cell: QStandardItem | None = None) -> None:
+        """The Labels cell of ``item``'s row: the label file's suffix, or none."""
+        item.setData(label, LABEL_ROLE)
+        if cell is None:
+            cell = self._model.itemFromIndex(item.index().siblingAtColumn(LABEL_COLUMN))
+        cell.setText(HAS_LABELS_TEXT.format(suffix=label.suffix) if label else NO_LABELS_TEXT)
+        cell.setData("0" if label else "1", SORT_ROLE)
+        cell.setToolTip(f"Labels: {label}" if label else
+                        "No label file (.lab or .txt of the same name) beside this audio file")
+        if label is None:
+            cell.setForeground(self.palette().brush(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text))
+        else:
+            cell.setData(None, Qt.ItemDataRole.ForegroundRole)
 
     def _missing_row(self, name: str, label: Path) -> list[QStandardItem]:
         grey = self.palette().brush(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
@@ -240,6 +251,8 @@ class FilePanel(QWidget):
         n_spans = n_reviewed = 0
         for item in self._items.values():
             state = states[Path(item.data(PATH_ROLE))]
+            if item.data(LABEL_ROLE) is None:  # a label file saved since the folder was listed
+                self._show_label(item, label_file_for(Path(item.data(PATH_ROLE))))
             cell = self._model.itemFromIndex(item.index().siblingAtColumn(STATE_COLUMN))
             cell.setText(self.state_text(state))
             cell.setToolTip(STATE_TIPS[state.status] + (f"; {state.n_reviewed} of {state.n_spans} review spans done"
@@ -258,7 +271,7 @@ class FilePanel(QWidget):
     def state_text(state: FileState) -> str:
         """'edited · 3/7': the state and, once counted, the review spans done."""
         text = STATE_TEXTS[state.status]
-        if state.n_spans and state.status != "none":
+        if state.n_spans:
             text += f" \u00b7 {min(state.n_reviewed, state.n_spans)}/{state.n_spans}"
         return text
 

@@ -150,6 +150,7 @@ def test_file_panel_states_follow_accept_edit_save_and_review(qtbot, window, son
     window.acts["accept"].trigger()
     assert window.save()
     assert panel.state_texts()["plain.wav"] == "pre-annotated \u00b7 0/3"
+    assert ("plain.wav", "\u2713 .lab") in panel.row_texts()  # the label file it now has
 
     window.document.move_region(0, 0.0, 12.0)  # a hand edit: the voice ends at 12 s
     assert window.save()

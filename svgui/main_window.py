@@ -39,6 +39,7 @@ from svgui.widgets.waveform_view import WaveformView
 from svgui.workers import WorkerRegistry
 
 REVIEW_DOCK_WIDTH_PX = 290  # the review list's five columns without eliding "disagreement"
+FILES_DOCK_WIDTH_PX = 320   # names, labels and states ('pre-annotated · 3/12') side by side
 
 
 class MainWindow(QMainWindow):
@@ -102,7 +103,8 @@ class MainWindow(QMainWindow):
         self.resize(1280, 800)
         # the metrics need a few lines, the review list all it can get (a saved layout wins)
         self.resizeDocks([self.metrics_dock, self.review_dock], [230, 470], Qt.Orientation.Vertical)
-        self.resizeDocks([self.review_dock], [REVIEW_DOCK_WIDTH_PX], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.file_panel.parentWidget(), self.review_dock], [FILES_DOCK_WIDTH_PX, REVIEW_DOCK_WIDTH_PX],
+                         Qt.Orientation.Horizontal)
         prefs.restore_window_state(self.settings, self)
         self.spectrogram.set_colormap(prefs.colormap(self.settings))
         self.predictions.load_model(model_path or prefs.active_model_path(self.settings) or bundled_model_path(),

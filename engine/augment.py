@@ -1,5 +1,7 @@
 """The seven augmentations of SPEC §5 as pure, batched torch functions; drawing apart from applying.
 
+Stem remixing draws here too; it is applied by ``engine.remix`` (it needs the stems of the data).
+
 ``draw_augmentations`` takes every random value for a batch from an explicit generator (one
 value per example, or one per input value for dropout and noise); ``augment_excerpts`` applies a
 draw in the order of SPEC §5. All uniforms are drawn whatever the strengths, and strengths only
@@ -36,16 +38,26 @@ class AugmentDraw:
     mix_partner: torch.Tensor             # [B] int64, index into the partner pool, -1 where not mixed
     dropout_mask: torch.Tensor            # [B, frames, n_mels] bool, True = set to zero
     noise: torch.Tensor                   # [B, frames, n_mels], already scaled by noise_sigma
+    # Stem remixing (applied by engine.remix); None only in draws made by hand (tests).
+    remixed: torch.Tensor | None = None          # [B] bool
+    remix_ratio_db: torch.Tensor | None = None   # [B], vocal-to-accompaniment energy ratio
+    remix_gain_db: torch.Tensor | None = None    # [B], overall gain of the remix
+    remix_song_u: torch.Tensor | None = None     # [B] uniform [0, 1): which other song's accompaniment
+    remix_frame_u: torch.Tensor | None = None    # [B] uniform [0, 1): where in it
 
     def __len__(self) -> int:
         return len(self.pitch_factor)
 
+    def _map(self, fn) -> "AugmentDraw":
+        return AugmentDraw(**{f.name: None if getattr(self, f.name) is None else fn(getattr(self, f.name))
+                              for f in fields(self)})
+
     def to(self, device: torch.device | str) -> "AugmentDraw":
-        return AugmentDraw(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        return self._map(lambda t: t.to(device))
 
     def select(self, i: int) -> "AugmentDraw":
         """The draw of example ``i`` as a batch of one."""
-        return AugmentDraw(**{f.name: getattr(self, f.name)[i:i + 1] for f in fields(self)})
+        return self._map(lambda t: t[i:i + 1])
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
@@ -70,7 +82,13 @@ def draw_augmentations(config: AugmentConfig, batch_size: int, *, generator: tor
         mixed = torch.zeros_like(mixed)
     dropout = torch.rand(batch_size, frames, n_mels, generator=generator, device=generator.device)
     noise = torch.randn(batch_size, frames, n_mels, generator=generator, device=generator.device)
-    return AugmentDraw(
+    # Drawn last, so that the seven's draws are what they were before remixing existed.
+    remix = dict(
+        remixed=torch.rand(batch_size, generator=generator, device=generator.device) < config.remix_probability,
+        remix_ratio_db=_uniform(batch_size, config.remix_min_ratio_db, config.remix_max_ratio_db, generator),
+        remix_gain_db=_uniform(batch_size, -config.remix_max_gain_db, config.remix_max_gain_db, generator),
+        remix_song_u=_uniform(batch_size, 0.0, 1.0, generator), remix_frame_u=_uniform(batch_size, 0.0, 1.0, generator))
+    return AugmentDraw(**remix,
         pitch_factor=pitch, stretch_factor=stretch, loudness_db=loudness, filter_db=gain,
         filter_centre_hz=log_centre.exp(), filter_width_semitones=width,
         mix_fraction=torch.where(mixed, fraction, torch.zeros_like(fraction)),
@@ -189,6 +207,10 @@ _DRAWN_TEXT = {
     "dropout": lambda d, i, brief: (f"{'' if brief else 'dropout '}"
                                     f"{100 * float(d.dropout_mask[i].float().mean()):.{0 if brief else 1}f} % zeroed"),
     "noise": None,  # the strength itself (σ): nothing is drawn per example worth printing
+    "remix": lambda d, i, brief: (
+        ("no remix" if brief else "not remixed") if d.remixed is None or not bool(d.remixed[i]) else
+        f"{'' if brief else 'remix '}{float(d.remix_ratio_db[i]):+.1f} dB{'' if brief else ' vocals'}, "
+        f"{float(d.remix_gain_db[i]):+.1f} dB"),
 }
 
 

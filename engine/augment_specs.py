@@ -1,4 +1,4 @@
-"""One row per augmentation: its names, unit, allowed range and how its strength reads.
+"""One row per augmentation (the seven of SPEC §5 and stem remixing): its names, unit, allowed range and how its strength reads.
 
 ``AugmentConfig`` (validation, ``--augment`` short names, ``describe``), the app's preview controls
 and the ``--augment`` spec the app writes all read this table, so an augmentation is named,
@@ -61,5 +61,9 @@ AUGMENT_SPECS = (
                 "Probability of setting each standardized log-mel value to zero"),
     AugmentSpec("noise", "noise_sigma", "Gaussian noise", "σ", "", 1, 120, False, 2, 0.05, 2, 0.2,
                 "Standard deviation of noise added to the standardized log-mel values"),
+    # Applied first (on the source excerpt, before the warp); listed last so the seven of SPEC §5 keep their places.
+    AugmentSpec("remix", "remix_probability", "Remix stems", "p", "", 1, 1, False, 1, 0.05, 2, 0.5,
+                "Probability of putting an example's vocals over another song's accompaniment (files with stems "
+                "only), at a random vocal-to-accompaniment ratio and overall gain"),
 )
 SPECS_BY_SHORT = {spec.short: spec for spec in AUGMENT_SPECS}

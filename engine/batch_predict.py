@@ -22,7 +22,16 @@ from engine.audio import is_audio_path
 from engine.cache import SpectrogramCache
 from engine.checkpoint import VoiceModel, file_sha256
 from engine.config import PredictConfig
-from engine.datasets import Track, TrackData, format_names, is_jamendo_layout, load_jamendo, load_track, resolve_dataset
+from engine.datasets import (
+    Track,
+    TrackData,
+    format_names,
+    is_jamendo_layout,
+    load_jamendo,
+    load_track,
+    musdb_tracks,
+    resolve_dataset,
+)
 from engine.errors import ConfigError, EngineError, OverwriteRefused
 from engine.evaluate import Evaluation, evaluate, predicted_intervals
 from engine.export import (
@@ -37,6 +46,7 @@ from engine.export import (
 )
 from engine.fileio import ensure_writable_folder
 from engine.predict import predict_file, predict_linear
+from engine.stems import is_musdb_layout
 
 
 # ---- predicting files into exports -------------------------------------------------------------
@@ -261,6 +271,8 @@ def evaluation_tracks(path: str | os.PathLike, *, split: str = "test") -> tuple[
     path = Path(path)
     if is_jamendo_layout(path):
         return load_jamendo(path).splits[split], f"Jamendo {split} split at {path}"
+    if is_musdb_layout(path):  # MUSDB18-HQ has no valid split: its test songs either way
+        return musdb_tracks(path / "test"), f"MUSDB18-HQ test songs at {path}"
     return resolve_dataset(path), f"folder {path}"
 
 

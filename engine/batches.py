@@ -9,18 +9,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
-from functools import partial
 
 import numpy as np
 import torch
 
-from engine import frontend
 from engine import frontend
 from engine.augment import augment_excerpts, draw_augmentations
 from engine.checkpoint import VoiceModel
 from engine.config import AugmentConfig
 from engine.datasets import TrackData
 from engine.errors import DatasetError
+from engine.remix import RemixPool
 
 
 def _to_device(indices: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -86,9 +85,10 @@ class AugmentedBatches:
         margin = source // 2 - context
         n_bins = model.features.n_bins
         pieces, targets, starts = [torch.zeros(margin, n_bins)], [torch.zeros(margin, dtype=torch.bool)], []
-        offset = margin
+        offset, positions = margin, []
         for data in tracks:
             n = len(data.linear)
+            positions.append(offset)
             if n >= length:
                 starts.append(torch.arange(offset, offset + n - length + 1))
             pieces += [torch.from_numpy(np.array(data.linear, dtype=np.float32)), torch.zeros(margin, n_bins)]
@@ -110,6 +110,10 @@ class AugmentedBatches:
         self.wide_offsets = torch.arange(-self.extra, length + self.extra, device=device)
         self.context = context
         self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.remix = None
+        if augment.remix_probability:  # decodes the stems once; see engine.remix
+            self.remix = RemixPool(tracks, positions, n_frames=len(self.linear), margin=margin, context=context,
+                                   features=model.features, device=device)
 
     def batch(self, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         device = self.linear.device
@@ -118,6 +122,8 @@ class AugmentedBatches:
         mels = self.model.features.n_mels
         draw = draw_augmentations(self.augment, len(starts), generator=self.generator,
                                   n_partners=len(self.partners), frames=len(self.excerpt_offsets), n_mels=mels)
+        if self.remix is not None:
+            source = self.remix.apply(source, centres, draw, self.source_offsets)
         partners = None
         if self.augment.mix_probability:
             chosen = self.partners[draw.mix_partner.clamp(min=0).to(device)]

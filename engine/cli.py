@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_precision(train)
     train.add_argument("--batch-size", type=int, default=32, metavar="N")
     train.add_argument("--learning-rate", type=float, metavar="LR",
-                       help="initial learning rate (default 0.01; with --init 0.1 x the parent's)")
+                       help="initial learning rate (default 0.01, with --optimizer adam 0.001; with --init 0.1 x "
+                            "the parent's)")
     train.add_argument("--validate-every", type=int, metavar="N",
                        help="updates between validations (0: only at the end; default 2000, with --init 250)")
     train.add_argument("--checkpoint-every", type=int, metavar="N",
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="augmentations on the fly: 'paper' (pitch 0.3, stretch 0.3, filter 10 dB), 'none', "
                             "or e.g. pitch=0.3,stretch=0.3,filter=10,loudness=10,mix=0.5,dropout=0.1,noise=0.2 "
                             "(default none; with --init the parent's)")
+    _add_recipe(train)
     train.set_defaults(run=run_train)
 
     predict = sub.add_parser("predict", help="predict voice regions of files or folders",
@@ -99,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--tta", action="store_true", help="test-time augmentation")
     evaluate.add_argument("--collar", type=float, default=0.0, metavar="S",
                           help="ignore frames within S seconds of a true boundary")
+    evaluate.add_argument("--gains", metavar="DB,DB,...",
+                          help="also score with the input scaled by each gain (e.g. -18,-12,-6,0,6; within ±60 dB), "
+                               "at the same threshold, and report the error spread (worst minus best)")
+    evaluate.add_argument("--snr", metavar="DB,DB,...",
+                          help="stem data only: also score with each song's vocals re-mixed at each "
+                               "vocal-to-accompaniment ratio (e.g. -12,-6,0,6)")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     evaluate.add_argument("--device", default="auto")
     _add_precision(evaluate)
@@ -113,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     augment.add_argument("--seed", type=int, default=0)
     augment.add_argument("--augment", default="", metavar="SPEC", help="as for train (e.g. 'paper')")
     for short, unit in (("pitch", "fraction, 0.3 = ±30 %%"), ("stretch", "fraction"), ("loudness", "dB"),
-                        ("filter", "dB"), ("mix", "probability"), ("dropout", "probability"), ("noise", "sigma")):
+                        ("filter", "dB"), ("mix", "probability"), ("dropout", "probability"), ("noise", "sigma"),
+                        ("remix", "probability; needs stems beside AUDIO")):
         augment.add_argument(f"--{short}", type=float, metavar="X", help=f"{short} strength ({unit})")
     augment.add_argument("--mix-with", type=Path, metavar="AUDIO",
                          help="partner file for mixing (default: the same file; non-voice frames if labelled)")
@@ -169,6 +178,22 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(run=run_bench)
     return parser
+
+
+def _add_recipe(parser: argparse.ArgumentParser) -> None:
+    """The network and training variants (README "Network and training variants"); defaults: the paper's."""
+    from engine.config import ARCHITECTURES, FIRST_CONVS, INPUT_NORMS, OPTIMIZERS
+
+    group = parser.add_argument_group("network and training variants (a new model only; default: the paper's)")
+    group.add_argument("--architecture", choices=ARCHITECTURES,
+                       help="paper (SPEC §3) or thesis (batch norm everywhere, a fifth convolution; Schlüter's thesis)")
+    group.add_argument("--optimizer", choices=OPTIMIZERS,
+                       help="sgd-nesterov (0.01 x 0.85 every 2000 updates) or adam (0.001 x 0.85 every 2000 updates)")
+    group.add_argument("--input-norm", choices=INPUT_NORMS,
+                       help="fixed (training-set statistics per band), instance (each frame standardized over the "
+                            "excerpt-long window around it: level invariant) or pcen")
+    group.add_argument("--first-conv", choices=FIRST_CONVS,
+                       help="plain, or zero-mean (each first-layer kernel sums to zero: an input gain cancels)")
 
 
 def _add_precision(parser: argparse.ArgumentParser, *, default: str | None = "auto", extra: str = "") -> None:

@@ -20,11 +20,12 @@ from engine.batch_predict import (
 )
 from engine.cache import SpectrogramCache
 from engine.checkpoint import load_model
-from engine.config import AugmentConfig, EvalConfig, PredictConfig, TrainConfig
+from engine.config import AugmentConfig, EvalConfig, ModelConfig, PredictConfig, TrainConfig
 from engine.datasets import load_tracks, resolve_training_data
 from engine.devices import describe_device, pick_device
 from engine.errors import EngineError, OverwriteRefused
 from engine.evaluate import evaluate, find_best_threshold
+from engine.optim import default_learning_rate
 from engine.predict import predict_linear
 from engine.signals import EXIT_TERMINATED, Terminated
 
@@ -56,6 +57,9 @@ def train_command(args) -> int:
                                ("validate_every", args.validate_every),
                                ("checkpoint_every", args.checkpoint_every)) if v is not None}
     features = FeatureConfig()
+    model_config = ModelConfig()
+    if args.init is not None or args.resume is not None:
+        recipe_from_args(args, allowed=False)
     if args.init is not None:  # fine-tuning: the parent's features, short schedule, lower rate, its augmentation
         from engine.finetune import finetune_config, parent_augment
 
@@ -67,7 +71,10 @@ def train_command(args) -> int:
         augment = parent_augment(args.init) if args.augment is None else AugmentConfig.parse(args.augment)
     else:
         augment = AugmentConfig.parse(args.augment or "none")
-        config = TrainConfig(seed=args.seed, batch_size=args.batch_size, precision=args.precision, **given)
+        model_config, optimizer = recipe_from_args(args)
+        given.setdefault("learning_rate", default_learning_rate(optimizer))
+        config = TrainConfig(seed=args.seed, batch_size=args.batch_size, precision=args.precision,
+                             optimizer=optimizer, **given)
     device = pick_device(args.device)
     if args.resume is not None:
         settings = read_resume_settings(args.resume)
@@ -95,7 +102,7 @@ def train_command(args) -> int:
     bar = tqdm(total=config.updates, desc="training", unit="upd", file=sys.stderr, dynamic_ncols=True)
     last = None
     steps = train(train_data=train_data, valid_data=valid_data, out_path=args.out, config=config,
-                  features=features, device=str(device), resume_from=args.resume,
+                  features=features, device=str(device), resume_from=args.resume, model_config=model_config,
                   data_description=description, name=args.name, augment=augment, overwrite=args.overwrite,
                   init_from=args.init)
     try:  # the caller (cli.run_train) turns SIGTERM into a KeyboardInterrupt too
@@ -119,6 +126,22 @@ def train_command(args) -> int:
     print(f"final ({source} data): {_format_validation(figures)}")
     print(f"model written to {args.out} ({last.elapsed_s:.0f} s)")
     return 0
+
+
+RECIPE_FLAGS = (("architecture", "--architecture"), ("optimizer", "--optimizer"), ("input_norm", "--input-norm"),
+                ("first_conv", "--first-conv"))
+
+
+def recipe_from_args(args, *, allowed: bool = True) -> tuple[ModelConfig, str]:
+    """The network variant and optimizer of `train`'s recipe flags (unset: the paper's).
+
+    A resumed or fine-tuned run keeps its model's recipe: a flag given then is an error."""
+    given = {key: getattr(args, key, None) for key, _ in RECIPE_FLAGS if getattr(args, key, None) is not None}
+    if given and not allowed:
+        flags = ", ".join(flag for key, flag in RECIPE_FLAGS if key in given)
+        raise EngineError(f"{flags}: a resumed or fine-tuned run keeps its model's network and optimizer")
+    optimizer = given.pop("optimizer", TrainConfig.optimizer)
+    return ModelConfig(**given), optimizer
 
 
 def _show_training_progress(bar, progress) -> None:
@@ -185,6 +208,11 @@ def predict_command(args, model_path: Path) -> int:
 
 
 def evaluate_command(args, model_path: Path) -> int:
+    from engine.stems import parse_levels_db
+
+    # Bad levels end the command before any file is read.
+    gains = parse_levels_db(args.gains, what="--gains") if getattr(args, "gains", None) else ()
+    ratios = parse_levels_db(args.snr, what="--snr") if getattr(args, "snr", None) else ()
     model = load_model(model_path, device=pick_device(args.device))
     eval_config = EvalConfig(median_frames=model.eval_config.median_frames,
                              thresholds=model.eval_config.thresholds, collar_s=args.collar)
@@ -199,6 +227,9 @@ def evaluate_command(args, model_path: Path) -> int:
         return data, probs
 
     tracks, description = evaluation_tracks(args.data)
+    if ratios:
+        from engine.robustness import stem_tracks
+        stem_tracks(tracks)  # every mix has its stems, before any file is predicted
     threshold, threshold_source = model.threshold, "model"
     if args.valid is not None:
         valid_tracks, _ = evaluation_tracks(args.valid, split="valid")
@@ -209,15 +240,48 @@ def evaluate_command(args, model_path: Path) -> int:
     data, probs = probabilities_of(tracks, "test files")
     result = evaluate(probs, [d.targets for d in data], [d.track.name for d in data], threshold=threshold,
                       config=eval_config, frames_per_second=model.features.frames_per_second)
+    sweeps = _level_sweeps(model, data, probs, gains, ratios, threshold=threshold, eval_config=eval_config,
+                           pitch_factors=factors, precision=precision)
     if args.json:
         payload = {"model": str(model_path), "data": description, "tta": args.tta, "precision": precision,
-                   "threshold_source": threshold_source, **result.to_dict()}
+                   "threshold_source": threshold_source, **result.to_dict(),
+                   **{key: sweep.to_dict() for key, sweep in sweeps.items()}}
         print(json.dumps(payload, indent=2, default=lambda v: None if isinstance(v, float) and math.isnan(v) else v))
     else:
         print(f"model: {model_path}\ndata: {description}\ntest-time augmentation: {'on' if args.tta else 'off'}")
         print(f"threshold: {threshold:.4g} ({threshold_source})")
         print(result.format_table())
+        for key, sweep in sweeps.items():
+            print(f"\n{'input gain' if key == 'gains' else 'vocals re-mixed (stems)'}, threshold as above:")
+            print(sweep.format_table())
     return 0
+
+
+def _level_sweeps(model, data, probs, gains, ratios, **options) -> dict:
+    """{'gains': LevelSweep, 'snr': LevelSweep} for the levels asked, each with a progress bar."""
+    from engine.robustness import stem_tracks, sweep_gains, sweep_ratios
+
+    def drain_with_bar(sweep, what):
+        bar = tqdm(desc=f"predicting at each of the {what}", unit="file", leave=False, file=sys.stderr)
+        try:
+            while True:
+                try:
+                    step = next(sweep)
+                except StopIteration as stop:
+                    return stop.value
+                bar.total = step.total
+                bar.update(1)
+        finally:
+            bar.close()
+
+    sweeps = {}
+    if gains:
+        sweeps["gains"] = drain_with_bar(sweep_gains(model, data, gains, at_zero=probs, **options), "gains")
+    if ratios:
+        keep = {id(t) for t in stem_tracks([d.track for d in data])}
+        stem_data = [d for d in data if id(d.track) in keep]
+        sweeps["snr"] = drain_with_bar(sweep_ratios(model, stem_data, ratios, **options), "ratios")
+    return sweeps
 
 
 def augment_command(args) -> int:

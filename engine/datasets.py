@@ -16,6 +16,7 @@ from engine.config import FeatureConfig
 from engine.errors import ConfigError, DatasetError
 from engine.export import is_prediction_file
 from engine.labels import intervals_to_targets, read_voiced_intervals
+from engine.stems import MUSDB_SPLITS, is_musdb_layout, musdb_mixtures, stem_targets, stems_of
 
 LABEL_SUFFIXES = (".lab", ".txt")  # in order of preference
 JAMENDO_SPLITS = ("train", "valid", "test")
@@ -239,6 +240,8 @@ def load_track(track: Track, *, config: FeatureConfig, cache: SpectrogramCache) 
     if track.label_path is not None:
         intervals = read_voiced_intervals(track.label_path, duration_s=duration_s)
         targets = intervals_to_targets(intervals, linear.shape[0], config.frames_per_second)
+    elif (stems := stems_of(track.audio_path)) is not None:  # no label file: the vocal stem's level (MUSDB18)
+        targets = stem_targets(stems, linear.shape[0], features=config)
     return TrackData(track, linear, log_mel, targets, duration_s)
 
 
@@ -253,11 +256,27 @@ def load_tracks(tracks: Sequence[Track], *, config: FeatureConfig, cache: Spectr
     return loaded
 
 
+def musdb_tracks(folder: str | os.PathLike) -> list[Track]:
+    """A MUSDB18-HQ split (a folder of song folders): one track per song, named by its folder, its
+    ``mixture`` the audio; labels from a label file beside it, else from the vocal stem (``load_track``)."""
+    return [Track(m.parent.name, m, label_file_for(m)) for m in musdb_mixtures(_existing_folder(folder))]
+
+
+def is_song_folders(folder: str | os.PathLike) -> bool:
+    """A folder of MUSDB18-HQ song folders (``NAME/mixture.wav``) or of MUSDB18 ``.stem.mp4`` files."""
+    folder = Path(folder)
+    return any(folder.glob("*.stem.mp4")) or any(folder.glob("*/mixture.*"))
+
+
 def resolve_dataset(path: str | os.PathLike) -> list[Track]:
-    """Tracks of a labelled folder, or of every split of a Jamendo corpus root."""
+    """Tracks of a labelled folder, of every split of a Jamendo corpus root, or of MUSDB18-HQ."""
     path = _existing_folder(path)
     if is_jamendo_layout(path):
         return [t for tracks in load_jamendo(path).splits.values() for t in tracks]
+    if is_musdb_layout(path):
+        return [t for split in MUSDB_SPLITS for t in musdb_tracks(path / split)]
+    if is_song_folders(path):
+        return musdb_tracks(path)
     return find_tracks(path)
 
 
@@ -278,8 +297,15 @@ def resolve_training_data(train_path: str | os.PathLike, *, valid_path: str | os
         if valid_path is None:
             return train, valid, description + f" / {len(valid)} valid (official split)"
     else:
-        train = find_tracks(train_root)
-        description = f"folder {train_root}: {len(train)} files"
+        if is_musdb_layout(train_root):  # MUSDB18-HQ: its train split (its test split stays for evaluation)
+            train = musdb_tracks(train_root / "train")
+            description = f"MUSDB18-HQ at {train_root}: {len(train)} train songs"
+        elif is_song_folders(train_root):
+            train = musdb_tracks(train_root)
+            description = f"MUSDB18-HQ songs in {train_root}: {len(train)} songs"
+        else:
+            train = find_tracks(train_root)
+            description = f"folder {train_root}: {len(train)} files"
         if valid_path is None:
             train, valid = split_tracks(train, valid_fraction=valid_fraction, seed=seed)
             held_out = f"{len(valid)} held out for validation (seed {seed})" if valid else "no validation"

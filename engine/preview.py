@@ -15,6 +15,7 @@ import torch
 from engine.augment import AugmentDraw, augment_excerpts, describe_draw, draw_augmentations
 from engine.config import AugmentConfig, FeatureConfig, ModelConfig
 from engine.normalize import Normalization
+from engine.remix import RemixPool
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,13 @@ def preview_excerpt(linear: np.ndarray | torch.Tensor, centre_frame: int, *, con
                     features: FeatureConfig, normalization: Normalization,
                     excerpt_frames: int = ModelConfig.excerpt_frames,
                     partner_linear: np.ndarray | torch.Tensor | None = None,
-                    partner_centres: np.ndarray | None = None, partner_name: str = "") -> Preview:
+                    partner_centres: np.ndarray | None = None, partner_name: str = "",
+                    remix: tuple[RemixPool, int] | None = None) -> Preview:
     """Augment the excerpt centred on ``centre_frame`` of a linear spectrogram ``[frames, n_bins]``.
 
     ``partner_centres`` are the candidate centre frames (non-voice) in ``partner_linear`` for mixing;
-    without them mixing has no partner and leaves the excerpt as it is.
+    without them mixing has no partner and leaves the excerpt as it is. ``remix`` is a
+    ``RemixPool.for_file`` of this file's stems (None: remixing leaves the excerpt as it is).
     """
     if not 0 <= centre_frame < len(linear):
         raise ValueError(f"centre frame {centre_frame} is outside the spectrogram (0..{len(linear) - 1})")
@@ -58,12 +61,17 @@ def preview_excerpt(linear: np.ndarray | torch.Tensor, centre_frame: int, *, con
     generator = torch.Generator().manual_seed(seed)
     draw = draw_augmentations(config, 1, generator=generator, n_partners=n_partners,
                               frames=excerpt_frames, n_mels=features.n_mels)
+    remixed = source
+    if remix is not None and draw.remixed is not None:
+        pool, first = remix
+        half = source.shape[1] // 2
+        remixed = pool.apply(source, torch.tensor([first + centre_frame]), draw, torch.arange(-half, half + 1))
     partners, partner_frame = None, None
     if n_partners and int(draw.mix_partner[0]) >= 0:
         partner_frame = int(partner_centres[int(draw.mix_partner[0])])
         partners = cut_excerpt(partner_linear, partner_frame, excerpt_frames)[None]
     common = dict(features=features, normalization=normalization, excerpt_frames=excerpt_frames)
-    augmented = augment_excerpts(source, draw, config=config, partners=partners, **common)
+    augmented = augment_excerpts(remixed, draw, config=config, partners=partners, **common)
     original = augment_excerpts(source, draw, config=AugmentConfig(), **common)
     where = f" @ {partner_frame / features.frames_per_second:.1f} s" if partner_frame is not None else ""
     return Preview(original[0].numpy(), augmented[0].numpy(), draw,

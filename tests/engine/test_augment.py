@@ -111,7 +111,8 @@ def test_warp_at_factor_one_is_the_centre_crop(dtype, atol):
 
 @pytest.mark.parametrize("name", list(AugmentConfig.SHORT_NAMES))
 def test_each_augmentation_switched_on_but_at_its_neutral_value_changes_nothing(name, normalization):
-    strengths = {"pitch": 0.3, "stretch": 0.3, "loudness": 6, "filter": 10, "mix": 1.0, "dropout": 0.2, "noise": 0.2}
+    strengths = {"pitch": 0.3, "stretch": 0.3, "loudness": 6, "filter": 10, "mix": 1.0, "dropout": 0.2, "noise": 0.2,
+                 "remix": 1.0}  # remix: applied by engine.remix before augment_excerpts, a no-op here
     config = AugmentConfig(**{AugmentConfig.SHORT_NAMES[name]: strengths[name]})
     source = config.source_frames(FRAMES)
     linear = random_linear(3, source, seed=4, low=0.01)
@@ -266,7 +267,8 @@ def test_same_seed_same_draw_and_output_different_seed_different(normalization):
                                       normalization=normalization, partners=partners)
     (d1, out1), (d2, out2), (d3, out3) = run(5), run(5), run(6)
     for name in d1.__dataclass_fields__:
-        assert torch.equal(getattr(d1, name), getattr(d2, name)), name
+        first, second = getattr(d1, name), getattr(d2, name)
+        assert (first is None and second is None) or torch.equal(first, second), name  # None: remix not drawn
     assert torch.equal(out1, out2)
     assert not torch.equal(d1.pitch_factor, d3.pitch_factor)
     assert (out1 - out3).abs().max() > 0.1
@@ -313,17 +315,18 @@ def test_drawn_values_lie_in_their_configured_ranges():
 @pytest.mark.parametrize("switched_off", list(AugmentConfig.SHORT_NAMES))
 def test_switching_one_augmentation_off_keeps_the_others_draws(switched_off):
     field = AugmentConfig.SHORT_NAMES[switched_off]
-    reduced = AugmentConfig(**{**ALL_ON.__dict__, field: 0.0})
-    full = draw_augmentations(ALL_ON, 16, generator=gen(9), n_partners=50)
+    all_on = AugmentConfig(**{**ALL_ON.__dict__, "remix_probability": 0.5})
+    reduced = AugmentConfig(**{**all_on.__dict__, field: 0.0})
+    full = draw_augmentations(all_on, 16, generator=gen(9), n_partners=50)
     part = draw_augmentations(reduced, 16, generator=gen(9), n_partners=50)
     affected = {"pitch": {"pitch_factor"}, "stretch": {"stretch_factor"}, "loudness": {"loudness_db"},
                 "filter": {"filter_db"}, "mix": {"mix_fraction", "mix_partner"}, "dropout": {"dropout_mask"},
-                "noise": {"noise"}}[switched_off]
+                "noise": {"noise"}, "remix": {"remixed"}}[switched_off]
     for name in full.__dataclass_fields__:
         same = torch.equal(getattr(full, name), getattr(part, name))
         assert same != (name in affected), name
     neutral = {"pitch_factor": 1.0, "stretch_factor": 1.0, "loudness_db": 0.0, "filter_db": 0.0,
-               "mix_fraction": 0.0, "mix_partner": -1, "dropout_mask": False, "noise": 0.0}
+               "mix_fraction": 0.0, "mix_partner": -1, "dropout_mask": False, "noise": 0.0, "remixed": False}
     for name in affected:
         assert (getattr(part, name) == neutral[name]).all(), name
 

@@ -60,7 +60,7 @@ def test_parse_maps_the_short_names():
                                    mix_probability=0.5, dropout_probability=0.1, noise_sigma=0.2)
     assert config.describe() == ("pitch ±30 %, stretch ±30 %, loudness ±6 dB, filter ±10 dB, mix p=0.5, "
                                  "dropout p=0.1, noise σ=0.2")
-    assert set(AugmentConfig.SHORT_NAMES) == {"pitch", "stretch", "loudness", "filter", "mix", "dropout", "noise"}
+    assert set(AugmentConfig.SHORT_NAMES) == {"pitch", "stretch", "loudness", "filter", "mix", "dropout", "noise", "remix"}
 
 
 def test_parse_accepts_field_names_spaces_and_the_off_words():
@@ -134,7 +134,7 @@ def test_describe_lists_only_the_enabled_augmentations():
 def test_the_spec_table_names_every_strength_field_once_and_bounds_it():
     from engine.augment_specs import AUGMENT_SPECS
     strength_fields = {"max_pitch", "max_stretch", "max_loudness_db", "max_filter_db", "mix_probability",
-                       "dropout_probability", "noise_sigma"}
+                       "dropout_probability", "noise_sigma", "remix_probability"}
     assert [s.field for s in AUGMENT_SPECS] == list(AugmentConfig.SHORT_NAMES.values())
     assert set(AugmentConfig.SHORT_NAMES.values()) == strength_fields
     for spec in AUGMENT_SPECS:

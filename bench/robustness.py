@@ -1,0 +1,45 @@
+"""Robustness of a model on its own validation songs: error, recall, specificity per gain and per ratio.
+
+    python bench/robustness.py [--model resources/models/svgui-musdb7.safetensors]
+        [--data ../shared/data/musdb7-train] [--gains -18,-12,-6,0,6] [--snr -12,-6,0,6] [--json]
+
+Links the model's ``validation_songs`` (its metadata) from ``--data`` into a temporary folder and
+runs ``svgui-engine evaluate --gains ... --snr ...`` on it, at the model's threshold (chosen at 0 dB):
+the baseline table of issue 12 in the README and the model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from engine.checkpoint import load_model
+from engine.cli import main as engine_main
+from engine.resources import bundled_model_path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=bundled_model_path())
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/musdb7-train")
+    parser.add_argument("--gains", default="-18,-12,-6,0,6")
+    parser.add_argument("--snr", default="-12,-6,0,6")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    songs = load_model(args.model).metadata.get("validation_songs")
+    if not songs:
+        sys.exit(f"{args.model} records no validation_songs")
+    with tempfile.TemporaryDirectory() as folder:
+        for path in sorted(args.data.iterdir()):
+            if any(path.name.startswith(song + ".") or path.name.startswith(song + " (") for song in songs):
+                os.symlink(path.resolve(), Path(folder) / path.name)
+        argv = ["evaluate", "--model", str(args.model), "--data", folder, f"--gains={args.gains}",
+                f"--snr={args.snr}", "--precision", "fp32"] + (["--json"] if args.json else [])
+        return engine_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

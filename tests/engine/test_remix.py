@@ -1,0 +1,156 @@
+"""Stem remixing in the training batches, and level sweeps of `svgui-engine evaluate --gains/--snr`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from engine.augment import draw_augmentations
+from engine.batches import AugmentedBatches
+from engine.cache import SpectrogramCache
+from engine.checkpoint import VoiceModel, save_model
+from engine.config import AugmentConfig, FeatureConfig, ModelConfig
+from engine.datasets import find_tracks, load_tracks
+from engine.features import linear_spectrogram
+from engine.normalize import compute_normalization
+from engine.predict import predict_linear, predict_samples
+from engine.stems import read_stems, stems_of
+from tests.cli_helpers import assert_one_line_error
+from tests.engine.test_cli import run_cli
+from tests.engine.test_stems import VOICED, write_stem_song
+
+SMALL = ModelConfig(conv_channels=(8, 8, 16, 8), dense_units=(32, 16))
+
+
+@pytest.fixture(scope="module")
+def stem_data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("remix")
+    for seed, (name, voiced) in enumerate(VOICED.items()):
+        write_stem_song(folder, name, voiced, seed)
+    cache = SpectrogramCache(tmp_path_factory.mktemp("cache"))
+    data = load_tracks(find_tracks(folder), config=FeatureConfig(), cache=cache)
+    model = VoiceModel.create(model_config=SMALL, normalization=compute_normalization(d.log_mel for d in data))
+    return folder, data, model
+
+
+def test_remixed_examples_are_vocals_over_another_songs_accompaniment(stem_data):
+    folder, data, model = stem_data
+    augment = AugmentConfig(remix_probability=1.0, remix_min_ratio_db=-3.0, remix_max_ratio_db=-3.0,
+                            remix_max_gain_db=0.0)
+    batches = AugmentedBatches(data, model, torch.device("cpu"), 0.02, 0.98, augment=augment, seed=3)
+    pool = batches.remix
+    assert pool.n_songs == 3  # the three mixes; their accompaniment files are ordinary training files
+    centres = batches.starts[::40] + batches.context
+    source = batches.linear[centres[:, None] + batches.source_offsets[None, :]]
+    draw = draw_augmentations(augment, len(centres), generator=torch.Generator().manual_seed(0))
+    out = pool.apply(source, centres, draw, batches.source_offsets)
+    songs = pool.song_of[centres]
+    is_mix = songs >= 0
+    assert is_mix.any() and (~is_mix).any()
+    assert torch.equal(out[~is_mix], source[~is_mix])  # accompaniment files are not remixed
+    names = [d.track.name for d in data if stems_of(d.track.audio_path)]
+    levels = {n: read_stems(stems_of(folder / f"{n}.wav")) for n in names}
+    for i in torch.nonzero(is_mix).flatten().tolist():
+        own = names[int(songs[i])]
+        # which accompaniment was used: solve out = g·V + A for the partner song and compare
+        fits = {}
+        for other in names:
+            if other == own:
+                continue
+            g = 10 ** ((-3.0 - (levels[own].vocal_level_db - levels[other].accompaniment_level_db)) / 20)
+            accompaniment = out[i] - g * pool.vocals[pool.local[centres[i]] + batches.source_offsets]
+            fits[other] = accompaniment
+        matched = []
+        for other, accompaniment in fits.items():
+            k = names.index(other)
+            first, count = int(pool.firsts[k]), int(pool.counts[k])
+            rows = pool.accompaniment[first:first + count]          # centre rows of every candidate excerpt
+            centre_row = accompaniment[len(batches.source_offsets) // 2]
+            best = int(torch.argmin((rows - centre_row).abs().sum(1)))
+            window = pool.accompaniment[first + best + batches.source_offsets]
+            if torch.allclose(accompaniment, window, atol=1e-4):
+                matched.append(other)
+        assert len(matched) == 1, own  # exactly one other song's accompaniment, at some position
+
+
+def test_remix_keeps_the_labels_and_is_seeded(stem_data):
+    _, data, model = stem_data
+    augment = AugmentConfig(remix_probability=0.5)
+    first = AugmentedBatches(data, model, torch.device("cpu"), 0.02, 0.98, augment=augment, seed=7)
+    second = AugmentedBatches(data, model, torch.device("cpu"), 0.02, 0.98, augment=augment, seed=7)
+    plain = AugmentedBatches(data, model, torch.device("cpu"), 0.02, 0.98, augment=AugmentConfig(noise_sigma=1e-9),
+                             seed=7)
+    starts = first.starts[torch.randperm(len(first.starts), generator=torch.Generator().manual_seed(1))[:32]]
+    x1, y1 = first.batch(starts)
+    x2, y2 = second.batch(starts)
+    _, y_plain = plain.batch(starts)
+    assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    assert torch.equal(y1, y_plain)  # labels come from the vocals, which every example keeps
+    x3, _ = AugmentedBatches(data, model, torch.device("cpu"), 0.02, 0.98, augment=augment, seed=8).batch(starts)
+    assert not torch.equal(x1, x3)
+    # remix values are drawn after the seven's: those stay what they were for a seed
+    with_remix = draw_augmentations(augment, 4, generator=torch.Generator().manual_seed(0))
+    without = draw_augmentations(AugmentConfig(), 4, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(with_remix.pitch_factor, without.pitch_factor) and torch.equal(with_remix.noise, without.noise)
+    assert with_remix.remixed.any() and not without.remixed.any()
+
+
+def test_remix_without_stems_is_refused(tmp_path, stem_data):
+    _, data, model = stem_data
+    plain = [d for d in data if stems_of(d.track.audio_path) is None]  # the accompaniment files
+    with pytest.raises(Exception, match="remixing needs training files with stems"):
+        AugmentedBatches(plain, model, torch.device("cpu"), 0.02, 0.98,
+                         augment=AugmentConfig(remix_probability=0.5), seed=0)
+
+
+def test_gain_on_the_spectrogram_is_gain_on_the_waveform(stem_data):
+    folder, data, model = stem_data
+    samples = read_stems(stems_of(folder / "beta.wav")).accompaniment
+    gain = np.float32(10 ** (-12 / 20))
+    on_waveform = predict_samples(model, samples * gain)
+    on_linear = predict_linear(model, linear_spectrogram(samples, FeatureConfig()).numpy() * gain)
+    np.testing.assert_allclose(on_waveform, on_linear, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def model_file(stem_data, tmp_path_factory):
+    _, _, model = stem_data
+    model.threshold = 0.5
+    return save_model(tmp_path_factory.mktemp("model") / "small.safetensors", model)
+
+
+def test_evaluate_gains_and_snr_json(stem_data, model_file):
+    folder, _, _ = stem_data
+    code, out, err = run_cli(["evaluate", "--model", model_file, "--data", folder, "--gains=-12,0,6",
+                              "--snr=-6,0", "--json", "--precision", "fp32"])
+    assert code == 0, err
+    report = json.loads(out)
+    gains, snr = report["gains"], report["snr"]
+    assert [level["gain_db"] for level in gains["levels"]] == [-12.0, 0.0, 6.0]
+    assert gains["threshold"] == report["threshold"] and gains["n_files"] == 6
+    # 0 dB is the plain evaluation
+    assert gains["levels"][1]["error"] == pytest.approx(report["pooled"]["error"])
+    errors = [level["error"] for level in gains["levels"]]
+    assert gains["error_spread"] == pytest.approx(max(errors) - min(errors))
+    assert [level["ratio_db"] for level in snr["levels"]] == [-6.0, 0.0] and snr["n_files"] == 3
+    for level in gains["levels"] + snr["levels"]:
+        assert {"error", "recall", "specificity", "n_frames"} <= set(level)
+    code, out, err = run_cli(["evaluate", "--model", model_file, "--data", folder, "--gains=-12,0,6"])
+    assert code == 0 and "error spread (worst − best)" in out and "| −12 dB | 0 dB | +6 dB |" in out
+
+
+def test_evaluate_levels_out_of_range_and_snr_without_stems(stem_data, model_file, tmp_path):
+    folder, _, _ = stem_data
+    code, _, err = run_cli(["evaluate", "--model", model_file, "--data", folder, "--gains=-18,75"])
+    assert_one_line_error(code, err, "--gains", "75 dB is out of range")
+    code, _, err = run_cli(["evaluate", "--model", model_file, "--data", folder, "--snr=-90"])
+    assert_one_line_error(code, err, "--snr", "-90 dB")
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    for suffix in (".wav", ".lab"):
+        (lone / f"beta{suffix}").write_bytes((folder / f"beta{suffix}").read_bytes())
+    code, _, err = run_cli(["evaluate", "--model", model_file, "--data", lone, "--snr=0"])
+    assert_one_line_error(code, err, "--snr needs stems", "beta.wav")

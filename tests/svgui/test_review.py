@@ -5,10 +5,13 @@ import json
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 
+from engine import fileio
 from engine.annotation_state import SIDECAR_NAME, file_state, file_status
 from engine.checkpoint import VoiceModel, save_model
 from engine.config import ModelConfig
+from engine.errors import OutputWriteError
 from svgui.main_window import MainWindow
 from svgui.widgets.file_panel import FilePanel
 from tests.synth import write_song
@@ -83,10 +86,16 @@ def test_panel_lists_spans_most_unsure_first(qtbot, window, songs):
     # the mean includes the 0.1 s of context on either side (at 0.95)
     assert [r[3] for r in rows] == [f"{(d * v + 0.2 * 0.95) / (d + 0.2):.2f}" for d, v in ((1, 0.55), (2, 0.6), (3, 0.65))]
     assert "3 spans to review" in window.review_panel.summary_text()
-    window.review_panel.table.setCurrentCell(1, 0)
-    window.review_panel.spanActivated.emit(1)  # what a click or Enter on the row does
+    table = window.review_panel.table
+    table.setFocus()
+    table.setCurrentCell(1, 0)
+    qtbot.keyClick(table, Qt.Key.Key_Return)  # Enter on a row goes there
     start_s, end_s = window.spectrogram.selection()
     assert start_s == pytest.approx(3 - 0.1, abs=0.03) and end_s == pytest.approx(5 + 0.1, abs=0.03)
+    assert window.review.current == 1
+    rect = table.visualRect(table.model().index(2, 0))
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())  # and so does a click
+    assert window.spectrogram.selection()[0] == pytest.approx(14 - 0.1, abs=0.03)
 
 
 def test_n_and_shift_n_go_through_the_spans_in_time_and_wrap_around(qtbot, window, songs):
@@ -173,3 +182,35 @@ def test_file_panel_reads_the_sidecar_and_survives_a_broken_one(qtbot, songs):
     panel.set_folder(songs)
     assert panel.state_texts()["other.wav"] == "no labels"
     assert "cannot read the annotation state" in panel.status_text()
+
+
+def test_a_folder_that_refuses_the_sidecar_gets_a_message_and_the_review_goes_on(qtbot, window, songs, monkeypatch):
+    open_and_wait(qtbot, window, songs / "plain.wav")
+    show_curve(window, three_doubts(window.document.n_frames))
+    real_create = fileio._create_temp_beside
+
+    def refuse(path):  # as a read-only folder would (chmod does not stop root)
+        if path.parent == songs:
+            raise OutputWriteError(path, "Permission denied")
+        return real_create(path)
+
+    monkeypatch.setattr(fileio, "_create_temp_beside", refuse)
+    window.acts["review_next"].trigger()
+    window.acts["review_mark"].trigger()
+    assert "cannot record the review" in window.statusBar().currentMessage()
+    assert "Permission denied" in window.statusBar().currentMessage()
+    assert not (songs / SIDECAR_NAME).exists() and window.review.done == [False] * 3
+    window.acts["review_next"].trigger()  # navigation still works
+    assert window.review.current is not None
+
+
+def test_a_threshold_drag_keeps_what_was_reviewed(qtbot, window, songs):
+    open_and_wait(qtbot, window, songs / "plain.wav")
+    show_curve(window, three_doubts(window.document.n_frames))
+    window.go_to(0.0)
+    window.acts["review_next"].trigger()
+    window.acts["review_mark"].trigger()
+    for threshold in (0.52, 0.54, 0.5):  # one recomputation after the last change
+        window.document.set_threshold(threshold)
+    qtbot.waitUntil(lambda: not window.review._timer.isActive(), timeout=2000)
+    assert sorted(window.review.done) == [False, False, True]

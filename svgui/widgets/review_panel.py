@@ -74,6 +74,7 @@ class ReviewPanel(QWidget):
         action.setIconText(f"{action.text().replace('&', '')} ({keys})" if keys else action.text().replace("&", ""))
         self._mark.setDefaultAction(action)
         self._mark.show()
+        self.set_current(None)
 
     def set_hint(self, text: str) -> None:
         """Show ``text`` instead of the table (no file, no predictions yet)."""
@@ -109,6 +110,10 @@ class ReviewPanel(QWidget):
                               if spans else "Nothing to review: the model is sure everywhere.")
 
     def set_current(self, row: int | None) -> None:
+        """Select ``row`` (the chosen span); Mark Reviewed is available only while a span is chosen."""
+        action = self._mark.defaultAction()
+        if action is not None:
+            action.setEnabled(row is not None)
         if row is None:
             self._table.clearSelection()
             return

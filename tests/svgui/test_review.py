@@ -73,6 +73,7 @@ def test_a_file_without_predictions_says_predict_first(qtbot, window, songs):
     window.review.refresh_now()
     key = window.acts["predict"].shortcut().toString()
     assert key == "Ctrl+R" and window.review_panel.hint_text() == f"Predict first ({key})"
+    assert not window.acts["review_mark"].isEnabled()  # nothing chosen to mark
     window.acts["review_next"].trigger()  # nothing to go to: a message, no error
     assert "Predict first" in window.statusBar().currentMessage()
 
@@ -109,6 +110,7 @@ def test_n_and_shift_n_go_through_the_spans_in_time_and_wrap_around(qtbot, windo
         seen.append(window.spectrogram.selection()[0])
         assert window.review_panel.current_row() == window.review.current
     assert seen == [starts[1], starts[2], starts[0], starts[1]]
+    assert window.acts["review_mark"].isEnabled()
     window.acts["review_previous"].trigger()
     window.acts["review_previous"].trigger()
     assert window.spectrogram.selection()[0] == starts[2]  # wrapped back from the first to the last

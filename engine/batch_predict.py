@@ -264,6 +264,7 @@ class ScoredSet:
     probabilities: tuple[np.ndarray, ...]
     description: str = ""
     tta: bool = False
+    gain_sweep: object = None  # engine.robustness.LevelSweep when asked for (the app's evaluation window)
 
 
 def evaluation_tracks(path: str | os.PathLike, *, split: str = "test") -> tuple[list[Track], str]:

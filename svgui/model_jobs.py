@@ -7,6 +7,7 @@ engine functions only.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -46,6 +47,7 @@ from engine.errors import DatasetError, EngineError
 from engine.evaluate import smooth_probabilities
 from engine.precision import choose_precision
 from engine.predict import predict_samples
+from engine.robustness import sweep_gains
 from engine.train import TrainProgress, checkpoint_path_for, train
 from svgui.tasks import result_of
 
@@ -274,12 +276,22 @@ class ModelStep:
 
 
 def run_evaluation(model_path: Path, folder: Path, *, tta: bool = False, collar_s: float = 0.0,
-                   device: str | None = None) -> Generator[ScoreProgress, None, ScoredSet]:
-    """Score one model on a labelled folder (a Jamendo root: its test split)."""
+                   device: str | None = None,
+                   gains_db: Sequence[float] = ()) -> Generator[ScoreProgress, None, ScoredSet]:
+    """Score one model on a labelled folder (a Jamendo root: its test split); with ``gains_db``,
+    also at each input gain, at the same threshold (``engine.robustness.sweep_gains``)."""
     model = load_model(model_path, device=pick_device(device))
     tracks, description = evaluation_tracks(folder)
-    return (yield from result_of(score_tracks(model, tracks, tta=tta, collar_s=collar_s, description=description),
-                                 ScoredSet))
+    scored = yield from result_of(score_tracks(model, tracks, tta=tta, collar_s=collar_s, description=description),
+                                  ScoredSet)
+    if scored is None or not gains_db:
+        return scored
+    cache = SpectrogramCache()
+    data = [load_track(t, config=model.features, cache=cache) for t in scored.tracks]
+    sweep = yield from sweep_gains(model, data, gains_db, threshold=scored.evaluation.threshold,
+                                   eval_config=dataclasses.replace(model.eval_config, collar_s=collar_s),
+                                   pitch_factors=PredictConfig().pitch_factors(tta), at_zero=scored.probabilities)
+    return dataclasses.replace(scored, gain_sweep=sweep)
 
 
 @dataclass(frozen=True)

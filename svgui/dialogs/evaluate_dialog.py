@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pyqtgraph as pg
 from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, Signal, Slot
 from PySide6.QtGui import QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
@@ -34,7 +35,9 @@ from PySide6.QtWidgets import (
 )
 
 from engine.batch_predict import ScoredSet, ScoreProgress
+from engine.errors import EngineError
 from engine.evaluate import Counts
+from engine.stems import parse_levels_db
 from svgui.dialogs.messages import show_error
 from svgui.model_jobs import run_evaluation, same_file
 from svgui.widgets.tables import files_progress_bar, make_read_only
@@ -113,6 +116,12 @@ class EvaluateDialog(QDialog):
         form.addRow("Labelled data", self._row(self.folder_edit, browse_folder))
         form.addRow("", self.tta_check)
         form.addRow("Boundary collar", self.collar_spin)
+        self.gains_check = QCheckBox("Robustness to level: also at input gains (dB)")
+        self.gains_check.setToolTip("Scale each file by these gains before the features and score it at the same "
+                                    "threshold (chosen at 0 dB), as Schlüter & Lehner (ISMIR 2018) did")
+        self.gains_edit = QLineEdit("-18,-12,-6,0,6")
+        self.gains_edit.setToolTip("Comma-separated gains in dB, each within ±60 dB")
+        form.addRow("", self._row(self.gains_check, self.gains_edit))
 
         self.bar = files_progress_bar()
         self.status = QLabel("Choose a labelled folder and press Evaluate.")
@@ -159,7 +168,18 @@ class EvaluateDialog(QDialog):
         layout.addWidget(self.bar)
         layout.addWidget(self.status)
         layout.addWidget(self.pooled)
-        layout.addWidget(self.table, 1)
+        self.gain_plot = pg.PlotWidget(background="w")
+        self.gain_plot.setMinimumHeight(190)
+        self.gain_plot.setMenuEnabled(False)
+        self.gain_plot.setMouseEnabled(x=False, y=False)
+        self.gain_plot.setLabel("bottom", "input gain (dB)")
+        self.gain_plot.setLabel("left", "%")
+        self.gain_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.gain_plot.hide()
+        results = QHBoxLayout()
+        results.addWidget(self.table, 3)
+        results.addWidget(self.gain_plot, 2)
+        layout.addLayout(results, 1)
         layout.addWidget(hint)
         layout.addLayout(buttons)
         self._set_running(False)
@@ -228,11 +248,19 @@ class EvaluateDialog(QDialog):
         if not folder:
             show_error(self, "Cannot evaluate", "Choose a folder of labelled audio files.")
             return False
+        gains: tuple[float, ...] = ()
+        if self.gains_check.isChecked():
+            try:
+                gains = parse_levels_db(self.gains_edit.text(), what="gains")
+            except EngineError as exc:
+                show_error(self, "Cannot evaluate", exc)
+                return False
         self.model.removeRows(0, self.model.rowCount())
         self.pooled.hide()
+        self.gain_plot.hide()
         self.result = None
         worker = Worker(run_evaluation, Path(model_path), Path(folder).expanduser(), tta=self.tta_check.isChecked(),
-                        collar_s=self.collar_spin.value(), device=self._device)
+                        collar_s=self.collar_spin.value(), device=self._device, gains_db=gains)
         worker.progress.connect(self._on_progress)
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
@@ -289,6 +317,28 @@ class EvaluateDialog(QDialog):
         for track, file_result in zip(result.tracks, evaluation.per_file):
             self.model.appendRow(self._row_items(track.audio_path, file_result.name, file_result.counts))
         self.table.setSortingEnabled(True)
+        self.show_gain_sweep(result.gain_sweep)
+
+    def show_gain_sweep(self, sweep) -> None:
+        """Error (and recall, specificity) against input gain; hidden without a sweep."""
+        self.gain_plot.clear()
+        if sweep is None:
+            self.gain_plot.hide()
+            return
+        gains = [f.level_db for f in sweep.levels]
+        legend = self.gain_plot.addLegend(offset=(8, 2), labelTextSize="8pt", brush=pg.mkBrush(255, 255, 255, 220))
+        for attr, colour, width in (("error", "#D55E00", 3), ("recall", "#0072B2", 1.5),
+                                    ("specificity", "#009E73", 1.5)):
+            values = [100 * v if (v := _defined(getattr(f.counts, attr))) is not None else math.nan
+                      for f in sweep.levels]
+            self.gain_plot.plot(gains, values, pen=pg.mkPen(colour, width=width), symbol="o", symbolSize=6,
+                                symbolBrush=colour, symbolPen=None, name=attr)
+        legend.setColumnCount(3)
+        self.gain_plot.setTitle(f"spread {100 * sweep.spread:.1f} points (worst − best error), "
+                                f"threshold {sweep.threshold:.3g} from 0 dB", size="9pt")
+        self.gain_plot.setYRange(0, 118, padding=0)  # headroom above 100 % for the legend
+        self.gain_plot.getAxis("left").setTicks([[(v, f"{v}") for v in range(0, 101, 20)]])
+        self.gain_plot.show()
 
     @staticmethod
     def _row_items(path: Path, name: str, counts: Counts) -> list[QStandardItem]:

@@ -106,6 +106,33 @@ def test_clicking_a_file_opens_it_in_the_main_window(qtbot, env, models, labelle
     window.workers.stop_all()
 
 
+def test_the_evaluation_window_plots_error_against_gain(qtbot, env, models, labelled):
+    from engine.robustness import sweep_gains
+    from svgui.tasks import drain
+
+    _, mine = models
+    dialog = EvaluateDialog(models=lambda: [("my-net", mine)])
+    qtbot.addWidget(dialog)
+    dialog.set_folder(labelled)
+    dialog.gains_check.setChecked(True)
+    dialog.gains_edit.setText("-12, 0, 6")
+    with qtbot.waitSignal(dialog.evaluated, timeout=TIMEOUT_MS):
+        assert dialog.start()
+    sweep = dialog.result.gain_sweep
+    model = load_model(mine)
+    data = load_tracks(find_tracks(labelled), config=model.features, cache=SpectrogramCache())
+    _, expected = drain(sweep_gains(model, data, (-12.0, 0.0, 6.0), threshold=model.threshold))
+    assert sweep == expected  # the engine's figures, at the model's threshold
+    assert sweep.levels[1].counts == dialog.result.evaluation.pooled
+    assert dialog.gain_plot.isVisibleTo(dialog)
+    curves = dialog.gain_plot.getPlotItem().listDataItems()
+    assert [c.name() for c in curves] == ["error", "recall", "specificity"]
+    assert list(curves[0].getData()[0]) == [-12.0, 0.0, 6.0]
+    dialog.gains_edit.setText("-18, 90")
+    assert not dialog.start()
+    assert "90 dB is out of range" in messages.recorded[-1].text
+
+
 def test_evaluating_a_folder_without_labels_is_a_readable_error(qtbot, env, models):
     bundled, _ = models
     write_song(env / "nolabels" / "x.wav", 3.0, [], label_suffix=None)

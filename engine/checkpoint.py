@@ -19,7 +19,15 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as serialize
 
-from engine.config import AugmentConfig, EvalConfig, FeatureConfig, ModelConfig, config_from_dict, config_to_dict
+from engine.config import (
+    AugmentConfig,
+    EvalConfig,
+    FeatureConfig,
+    ModelConfig,
+    TrainConfig,
+    config_from_dict,
+    config_to_dict,
+)
 from engine.errors import ConfigError, ModelFileError, OutputWriteError, OverwriteRefused
 from engine.fileio import atomic_open, ensure_writable_folder, file_sha256
 from engine.model import SingingVoiceCNN
@@ -328,13 +336,24 @@ def describe_model(path: str | os.PathLike) -> str:
     """A few human-readable lines about a model file (for `svgui-engine info` and the GUI)."""
     header = read_header(path)
     meta = header.get("metadata") or {}
-    lines = [f"model: {path}", f"threshold: {header['threshold']:.4f}"]
+    lines = [f"model: {path}", f"threshold: {header['threshold']:.4f}", f"recipe: {describe_recipe(header)}"]
     for key in ("created", "data", "updates", "seed", "augment", "precision", "validation", "software"):
         if key in meta:
             lines.append(f"{key}: {json.dumps(meta[key]) if isinstance(meta[key], (dict, list)) else meta[key]}")
     return "\n".join(lines)
 
 
+def describe_recipe(header: dict[str, Any]) -> str:
+    """'paper network, fixed input normalization, plain first convolution, sgd-nesterov' from a
+    header (a file from before the variants has the paper's: its model entry lacks the fields)."""
+    model = {f: header.get("model", {}).get(f, getattr(ModelConfig, f))
+             for f in ("architecture", "input_norm", "first_conv")}
+    train = (header.get("metadata") or {}).get("train_config") or (header.get("training") or {}).get("config") or {}
+    optimizer = train.get("optimizer", TrainConfig.optimizer) if isinstance(train, dict) else TrainConfig.optimizer
+    return (f"{model['architecture']} network, {model['input_norm']} input normalization, "
+            f"{model['first_conv']} first convolution, {optimizer}")
+
+
 __all__ = ["VoiceModel", "save_model", "load_model", "load_training_state", "read_header", "ResumeSettings",
            "read_resume_settings", "training_augment",
-           "describe_model", "file_sha256", "check_model_output", "checkpoint_run_id", "MODEL_SUFFIX"]
+           "describe_model", "describe_recipe", "file_sha256", "check_model_output", "checkpoint_run_id", "MODEL_SUFFIX"]

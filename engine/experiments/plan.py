@@ -24,6 +24,10 @@ A plan file looks like this (every key but ``data.path`` has a default)::
     name = "paper's combination"
     augment = "paper"
 
+    [[variant]]                # network and training variants (README), alone or with an augmentation
+    name = "zero-mean first convolution"
+    first_conv = "zero-mean"   # also: architecture, input_norm, optimizer, learning_rate
+
     [grid]                     # one variant per augmentation and strength
     pitch = [0.1, 0.2, 0.3]
 """
@@ -42,6 +46,7 @@ from typing import Any
 
 from engine.config import AugmentConfig, ModelConfig, TrainConfig, config_from_dict, config_to_dict
 from engine.errors import ConfigError
+from engine.optim import default_learning_rate
 
 DATA_KINDS = ("folder", "jamendo", "kfold")
 THRESHOLD_RULES = ("validation", "oracle")
@@ -50,7 +55,11 @@ PLAN_KEYS = {"name", "description", "repetitions", "seed", "tta", "grid_tta", "t
              "variant", "grid"}
 DATA_KEYS = {"kind", "path", "extra_train", "valid_fraction", "test_fraction", "split_seed", "group", "folds",
              "fold_lists"}
-VARIANT_KEYS = {"name", "key", "augment", "tta"}
+# A variant's recipe: ModelConfig fields, then TrainConfig fields (engine.config; README "Network and
+# training variants"); learning_rate defaults to the optimizer's own (0.001 for adam).
+RECIPE_MODEL_KEYS = ("architecture", "input_norm", "first_conv")
+RECIPE_TRAIN_KEYS = ("optimizer", "learning_rate")
+VARIANT_KEYS = {"name", "key", "augment", "tta", *RECIPE_MODEL_KEYS, *RECIPE_TRAIN_KEYS}
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,7 @@ class Variant:
     name: str
     augment: str  # an --augment spec: "none", "paper", "pitch=0.3,filter=10"
     tta: bool = True
+    recipe: tuple[tuple[str, Any], ...] = ()  # (field, value) of RECIPE_MODEL_KEYS / RECIPE_TRAIN_KEYS set
 
     @property
     def augment_config(self) -> AugmentConfig:
@@ -89,7 +99,21 @@ class Variant:
 
     @property
     def is_baseline(self) -> bool:
-        return not self.augment_config.enabled
+        return not self.augment_config.enabled and not self.recipe
+
+    def model_config(self, base: ModelConfig) -> ModelConfig:
+        """The plan's [model] with this variant's network recipe."""
+        return dataclasses.replace(base, **{k: v for k, v in self.recipe if k in RECIPE_MODEL_KEYS})
+
+    def train_config(self, base: TrainConfig) -> TrainConfig:
+        """The plan's [train] with this variant's optimizer (and its own learning rate unless given)."""
+        values = {k: v for k, v in self.recipe if k in RECIPE_TRAIN_KEYS}
+        if "optimizer" in values and "learning_rate" not in values:
+            values["learning_rate"] = default_learning_rate(values["optimizer"])
+        return dataclasses.replace(base, **values)
+
+    def describe_recipe(self) -> str:
+        return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in self.recipe) or "paper"
 
 
 @dataclass(frozen=True)
@@ -139,11 +163,16 @@ class Plan:
 
     def fingerprint(self, run: RunSpec) -> str:
         """What a run's result depends on: a finished run with another fingerprint is stale."""
-        train = config_to_dict(self.train)
+        train = config_to_dict(run.variant.train_config(self.train))
         if train["precision"] == "auto":  # as before the field existed: finished studies stay finished
             del train["precision"]
+        model = config_to_dict(run.variant.model_config(self.model))
+        for values, config in ((train, TrainConfig), (model, ModelConfig)):  # likewise for the variant fields
+            for key in (*RECIPE_MODEL_KEYS, *RECIPE_TRAIN_KEYS, "conv5_channels"):
+                if key in values and key != "learning_rate" and values[key] == getattr(config, key):
+                    del values[key]
         payload = {"data": {k: str(v) if isinstance(v, Path) else v for k, v in vars(self.data).items()},
-                   "train": train, "model": config_to_dict(self.model),
+                   "train": train, "model": model,
                    "augment": config_to_dict(run.variant.augment_config), "seed": run.seed, "fold": run.fold,
                    "test_modes": self.test_modes(run.variant)}
         text = json.dumps(payload, sort_keys=True, default=str)
@@ -248,12 +277,15 @@ def _variants(listed: Any, grid: Any, *, grid_tta: bool = True) -> tuple[Variant
         _reject_unknown(item, VARIANT_KEYS, "[[variant]]")
         augment = str(item.get("augment", "none"))
         config = _parse_augment(augment)
-        name = str(item.get("name") or ("no augmentation" if not config.enabled else config.describe()))
-        key = str(item.get("key") or (BASELINE_KEY if not config.enabled else slug(name)))
+        recipe = _recipe(item)
+        plain = not config.enabled and not recipe
+        parts = [", ".join(f"{k.replace('_', ' ')} {v}" for k, v in recipe), config.enabled and config.describe()]
+        name = str(item.get("name") or ("no augmentation" if plain else ", ".join(filter(None, parts))))
+        key = str(item.get("key") or (BASELINE_KEY if plain else slug(name)))
         tta = item.get("tta", True)
         if not isinstance(tta, bool):
             raise ConfigError(f"variant {name!r}: tta must be true or false")
-        variants.append(Variant(key, name, augment, tta))
+        variants.append(Variant(key, name, augment, tta, recipe))
     for short, strengths in grid.items():
         if short not in AugmentConfig.SHORT_NAMES:
             raise ConfigError(f"[grid] {short!r} is not an augmentation; use {', '.join(AugmentConfig.SHORT_NAMES)}")
@@ -275,6 +307,18 @@ def _variants(listed: Any, grid: Any, *, grid_tta: bool = True) -> tuple[Variant
     if repeated:
         raise ConfigError(f"variant keys must be unique; repeated: {', '.join(repeated)} (set key = \"...\")")
     return tuple(variants)
+
+
+def _recipe(item: dict) -> tuple[tuple[str, Any], ...]:
+    """A [[variant]]'s network and training fields, each checked by its config (unknown names listed)."""
+    recipe = tuple((k, item[k]) for k in (*RECIPE_MODEL_KEYS, *RECIPE_TRAIN_KEYS) if k in item)
+    where = f"variant {item.get('name') or item.get('key') or '?'!r}"
+    try:
+        config_from_dict(ModelConfig, {k: v for k, v in recipe if k in RECIPE_MODEL_KEYS})
+        config_from_dict(TrainConfig, {k: v for k, v in recipe if k in RECIPE_TRAIN_KEYS})
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return recipe
 
 
 def _parse_augment(text: str) -> AugmentConfig:

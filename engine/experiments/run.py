@@ -114,11 +114,11 @@ def execute_run(plan: Plan, run: RunSpec, *, fingerprint: str, device: str | Non
         train_data, valid_data, test_data = (load_tracks(tracks, config=features, cache=cache)
                                              for tracks in (splits.train, splits.valid, splits.test))
         out = folder / "model.safetensors"
-        config = dataclasses.replace(plan.train, seed=run.seed)
+        config = dataclasses.replace(run.variant.train_config(plan.train), seed=run.seed)
         resume_from = resumable_checkpoint(out, config.updates)
         resumed_at = load_training_state(resume_from)[1]["update"] if resume_from else None
         steps = train(train_data=train_data, valid_data=valid_data, out_path=out, config=config,
-                      model_config=plan.model, features=features, device=str(torch_device),
+                      model_config=run.variant.model_config(plan.model), features=features, device=str(torch_device),
                       augment=run.variant.augment_config, resume_from=resume_from, overwrite=True,
                       data_description=splits.description, name=f"{plan.name} {run.run_id}")
         try:
@@ -137,7 +137,7 @@ def execute_run(plan: Plan, run: RunSpec, *, fingerprint: str, device: str | Non
         "run_id": run.run_id, "variant": run.variant.name, "variant_key": run.variant.key,
         "baseline": run.variant.is_baseline, "repetition": run.repetition, "fold": run.fold, "seed": run.seed,
         "augment": run.variant.augment, "augment_description": run.variant.augment_config.describe(),
-        "updates": plan.train.updates, "status": "ok", "fingerprint": fingerprint,
+        "recipe": dict(run.variant.recipe), "updates": plan.train.updates, "status": "ok", "fingerprint": fingerprint,
         "evaluations": evaluations, "data": splits.description,
         "files": {"train": [t.name for t in splits.train], "valid": [t.name for t in splits.valid],
                   "test": [t.name for t in splits.test]},

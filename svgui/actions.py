@@ -120,6 +120,9 @@ def menu_table(precisions: Sequence[str]) -> tuple[Menu, ...]:
         Act("reset_threshold", "&Reset Threshold to the Model's", "predictions.reset_threshold"),
         None,
         Act("train", "&Train…", "show_training_dialog", ("Ctrl+T",)),
+        Act("improve", "&Improve Model with My Annotations…", "show_improve_dialog",
+            tip="Fine-tune the active model on the files you corrected (edited or reviewed), compared on a few "
+                "held-out ones"),
         Act("predict_folders", "Predict &Folders…", "show_batch_predict_dialog", ("Ctrl+Shift+R",)),
         Act("evaluate", "&Evaluate on Labelled Folder…", "show_evaluate_dialog"),
         Act("models", "&Models…", "show_models_dialog", ("Ctrl+M",)),

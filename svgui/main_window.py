@@ -19,6 +19,7 @@ from svgui import settings as prefs
 from svgui.actions import ActionBuilder, menu_table
 from svgui.dialogs.batch_predict_dialog import BatchPredictDialog
 from svgui.dialogs.evaluate_dialog import EvaluateDialog
+from svgui.dialogs.improve_dialog import ImproveDialog
 from svgui.dialogs.models_dialog import ModelsDialog
 from svgui.dialogs.shortcuts_dialog import ShortcutsDialog
 from svgui.dialogs.training_dialog import TrainingDialog, ask_stop_training
@@ -62,6 +63,7 @@ class MainWindow(QMainWindow):
         self.batch_dialog: BatchPredictDialog | None = None
         self.evaluate_dialog: EvaluateDialog | None = None
         self.models_dialog: ModelsDialog | None = None
+        self.improve_dialog: ImproveDialog | None = None
         self.player = Player(self)
         self.review = ReviewController(self, self.document, position_s=lambda: self._cursor_s())
 
@@ -222,6 +224,15 @@ class MainWindow(QMainWindow):
                 self.evaluate_dialog.set_folder(self.file_panel.folder)
         self.evaluate_dialog.refresh_models()
         return self._show(self.evaluate_dialog)
+
+    def show_improve_dialog(self) -> ImproveDialog:
+        if self.improve_dialog is None:
+            dlg = self.improve_dialog = ImproveDialog(
+                self, workers=self.workers, listed_files=self.file_panel.files, folder=lambda: self.file_panel.folder,
+                model_path=lambda: self.predictions.model_path, settings=self.settings)
+            dlg.modelTrained.connect(lambda path: add_user_model(self.settings, path))
+            dlg.useModelRequested.connect(self.predictions.load_model)  # loading re-predicts the open file
+        return self._show(self.improve_dialog)
 
     def show_models_dialog(self) -> ModelsDialog:
         if self.models_dialog is None:

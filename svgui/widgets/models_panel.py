@@ -16,6 +16,7 @@ from PySide6.QtCore import QSettings
 from engine.checkpoint import read_header
 from engine.errors import EngineError
 from engine.evaluate import format_percent
+from engine.finetune import lineage
 from engine.resources import bundled_model_path
 from svgui import settings as prefs
 from svgui.model_jobs import same_file
@@ -57,6 +58,7 @@ class ModelEntry:
     threshold: float | None = None
     details: str = ""
     problem: str = ""               # why the file cannot be used
+    lineage: tuple[str, ...] = ()   # model names, oldest ancestor first, this one last; () without a parent
 
 
 def model_entry(path: str | os.PathLike, source: str) -> ModelEntry:
@@ -72,7 +74,8 @@ def model_entry(path: str | os.PathLike, source: str) -> ModelEntry:
                       updates=meta.get("updates"), augment=str(augment.get("description") or "none"),
                       valid_error=validation.get("error") if isinstance(validation, dict) else None,
                       created=str(meta.get("created") or "")[:16].replace("T", " "),
-                      threshold=header.get("threshold"), details=describe_entry(path, header))
+                      threshold=header.get("threshold"), details=describe_entry(path, header),
+                      lineage=tuple(lineage(meta)) if isinstance(meta.get("parent"), dict) else ())
 
 
 def describe_entry(path: Path, header: dict) -> str:
@@ -82,6 +85,11 @@ def describe_entry(path: Path, header: dict) -> str:
     lines = [f"file: {path}", f"name: {meta.get('name') or path.stem}"]
     if meta.get("created"):
         lines.append(f"created: {meta['created']}")
+    parent = meta.get("parent")
+    if isinstance(parent, dict):
+        lines.append(f"fine-tuned from: {parent.get('name')} ({parent.get('file')}, SHA-256 "
+                     f"{str(parent.get('sha256'))[:16]}…)")
+        lines.append("lineage: " + " → ".join(lineage(meta)))
     if meta.get("data"):
         lines.append(f"trained on: {meta['data']}")
     if meta.get("train_files") is not None:

@@ -52,8 +52,8 @@ class TrainingProgressView(QWidget):
         self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.result_label.setStyleSheet("QLabel { background: #eef6ee; border: 1px solid #9c9; padding: 6px; }")
         self.result_label.hide()
-        hint = QLabel("The main window stays usable while training runs; closing this window keeps training "
-                      "in the background (Model ▸ Train… shows it again).")
+        self.hint = hint = QLabel("The main window stays usable while training runs; closing this window keeps "
+                                  "training in the background (Model ▸ Train… shows it again).")
         hint.setWordWrap(True)
         hint.setStyleSheet("color: #666;")
         layout = QVBoxLayout(self)

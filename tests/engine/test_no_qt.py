@@ -33,7 +33,8 @@ def test_importing_every_engine_module_loads_no_qt():
     assert report["loaded"] == [], f"engine pulled in {report['loaded']}"
 
 
-QT_FREE_APP_MODULES = ("svgui.tasks", "svgui.model_jobs", "svgui.augment_audio", "svgui.augment_sources")
+QT_FREE_APP_MODULES = ("svgui.tasks", "svgui.model_jobs", "svgui.improve_jobs", "svgui.augment_audio",
+                       "svgui.augment_sources")
 
 
 def test_the_apps_job_modules_load_no_qt():

@@ -9,9 +9,9 @@ It is JSON, written atomically (``engine.fileio``), keyed by audio file name::
                              "n_spans": 14, "n_reviewed": 5}}}          # review spans at the last count
 
 ``status`` is one of "pre-annotated" (predictions accepted and saved), "edited" (saved after
-hand edits) or "reviewed" (every review span done, or marked so). A file without an entry is
-"edited" when a label file lies beside it (labels made outside the app are taken as hand-made)
-and "none" otherwise. Keys this version does not know are kept on rewrite.
+hand edits) or "reviewed" (every review span done, or marked so). A file without an entry (or
+with "none") is "edited" when a label file lies beside it (labels made outside the app are taken
+as hand-made) and "none" otherwise. Keys this version does not know are kept on rewrite.
 
 The sidecar is never a label file (label loaders read only .lab and .txt). One that cannot be
 read (not JSON, another format, a newer version) is ignored with an ``AnnotationStateWarning``
@@ -20,6 +20,7 @@ and replaced by a fresh one on the next update.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -127,11 +128,14 @@ def parse_entry(entry: dict[str, Any], *, source: str = "") -> FileState:
 
 def file_state(audio_path: str | os.PathLike) -> FileState:
     """The recorded state of one audio file, or the one derived from its label file."""
-    audio_path = Path(audio_path)
-    entry = read_entries(audio_path.parent).get(audio_path.name)
-    if entry is not None:
-        return parse_entry(entry, source=f"{sidecar_path(audio_path.parent)} ({audio_path.name})")
-    return FileState("edited" if label_file_for(audio_path) is not None else "none")
+    return file_states([Path(audio_path)])[Path(audio_path)]
+
+
+def _state_of(path: Path, entry: dict[str, Any] | None) -> FileState:
+    state = FileState() if entry is None else parse_entry(entry, source=f"{sidecar_path(path.parent)} ({path.name})")
+    if state.status == "none" and label_file_for(path) is not None:  # labels made outside svgui since
+        state = dataclasses.replace(state, status="edited")
+    return state
 
 
 def file_status(audio_path: str | os.PathLike) -> str:
@@ -191,9 +195,7 @@ def file_states(audio_paths: list[Path]) -> dict[Path, FileState]:
     for path in map(Path, audio_paths):
         if path.parent not in by_folder:
             by_folder[path.parent] = read_entries(path.parent)
-        entry = by_folder[path.parent].get(path.name)
-        out[path] = (parse_entry(entry, source=f"{sidecar_path(path.parent)} ({path.name})") if entry is not None
-                     else FileState("edited" if label_file_for(path) is not None else "none"))
+        out[path] = _state_of(path, by_folder[path.parent].get(path.name))
     return out
 
 

@@ -96,3 +96,11 @@ def test_bad_entries_and_values(folder):
 def test_covered_fraction():
     assert covered_fraction(0.0, 4.0, [(1.0, 2.0), (3.0, 9.0)]) == 0.5
     assert covered_fraction(0.0, 4.0, []) == 0.0
+
+
+def test_a_label_file_made_after_the_entry_counts_as_edited(folder):
+    add_reviewed_span(folder / "c.wav", 0.0, 0.5)  # reviewed a span before there were labels
+    assert file_status(folder / "c.wav") == "none"
+    (folder / "c.lab").write_text("0.0 1.0 sing\n")
+    state = file_state(folder / "c.wav")
+    assert state.status == "edited" and state.reviewed_spans_s == ((0.0, 0.5),)

@@ -13,9 +13,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import reduce
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu, QToolBar
 
+from svgui.widgets.icons import get_icon
 from svgui.widgets.precision_combo import LABELS as PRECISION_LABELS
 from svgui.widgets.precision_combo import TOOLTIP as PRECISION_TOOLTIP
 from svgui.widgets.spectrogram_view import COLORMAPS, SpectrogramView
@@ -37,7 +39,9 @@ class Act:
     group: str | None = None        # exclusive group
     needs: str | None = None        # disabled, with the reason as tool tip, when this is unavailable
     provided: bool = False          # the window makes the QAction (undo stack, dock toggle); the table adds keys
-    toolbar: str | None = None
+    toolbar: str | None = None      # one of TOOLBARS: the action also gets a button there
+    icon: str = ""                  # svgui.widgets.icons name: "SP_…" (Qt's standard pixmaps) or resources/icons/*.svg
+    short: str = ""                 # the toolbar button's text, when the menu text is too long for it
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,11 @@ class Menu:
 LAYERS = (("truth", "Ground Truth"), ("predicted", "Predicted Regions"), ("errors", "Error Shading"),
           ("cursor", "Playback Cursor"))
 SPEEDS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+# The toolbars, left to right (as in Sonic Visualiser: tools, transport, zoom, then the model), and
+# how their buttons look: the tools and the model's show their text (and the tools their key).
+TOOLBARS = ("Tools", "Transport", "Zoom", "Model")
+_TEXT_BESIDE_ICON = ("Tools", "Model")
+_KEY_IN_TEXT = ("Tools",)
 
 
 def menu_table(precisions: Sequence[str]) -> tuple[Menu, ...]:
@@ -79,14 +88,14 @@ def menu_table(precisions: Sequence[str]) -> tuple[Menu, ...]:
         Act("accept", "&Accept Predictions as Annotations", "document.accept_predictions", ("Ctrl+Shift+A",)),
     ))
     view = Menu("view", "&View", (
-        Act("zoom_in", "Zoom &In", "spectrogram.zoom", ("Up", "Ctrl+="), args=(1.5,)),
-        Act("zoom_out", "Zoom &Out", "spectrogram.zoom", ("Down", "Ctrl+-"), args=(1 / 1.5,)),
-        Act("fit", "&Fit Whole File", "spectrogram.fit", ("F",)),
+        Act("zoom_in", "Zoom &In", "spectrogram.zoom", ("Up", "Ctrl+="), args=(1.5,), toolbar="Zoom",
+            icon="zoom-in"),
+        Act("zoom_out", "Zoom &Out", "spectrogram.zoom", ("Down", "Ctrl+-"), args=(1 / 1.5,), toolbar="Zoom",
+            icon="zoom-out"),
+        Act("fit", "&Fit Whole File", "spectrogram.fit", ("F",), toolbar="Zoom", icon="zoom-fit"),
         Act("zoom_selection", "Zoom to &Selection", "zoom_to_selection", ("Ctrl+E",)),
         Act("scroll_left", "Scroll &Left", "spectrogram.scroll", ("Left",), args=(-0.25,)),
         Act("scroll_right", "Scroll &Right", "spectrogram.scroll", ("Right",), args=(0.25,)),
-        Act("start", "Go to &Start", "go_to", ("Home",), args=(0.0,)),
-        Act("end", "Go to &End", "go_to_end", ("End",)),
         None,
         *(Act(f"layer_{layer}", f"Show {text}", "spectrogram.set_layer_visible", (f"Alt+{i}",), args=(layer,),
               checkable=True, checked=True) for i, (layer, text) in enumerate(LAYERS, start=1)),
@@ -99,11 +108,19 @@ def menu_table(precisions: Sequence[str]) -> tuple[Menu, ...]:
     ))
     tools = Menu("tools", "&Tools", tuple(
         Act(f"tool_{tool}", tool.capitalize(), "spectrogram.set_tool", (str(i),), args=(tool,), checkable=True,
-            checked=i == 1, group="tool") for i, tool in enumerate(SpectrogramView.TOOLS, start=1)))
+            checked=i == 1, group="tool", toolbar="Tools", icon=tool)  # resources/icons/TOOL.svg
+        for i, tool in enumerate(SpectrogramView.TOOLS, start=1)))
     playback = Menu("playback", "&Playback", (
-        Act("play", "&Play / Stop", "toggle_play", ("Space",), needs="playback"),
+        Act("play", "&Play / Stop", "toggle_play", ("Space",), needs="playback", toolbar="Transport",
+            icon="SP_MediaPlay"),
         Act("play_selection", "Play &Selection", "play_selection", ("S",), args=(False,), needs="playback"),
-        Act("loop", "&Loop Selection", "play_selection", ("L",), args=(True,), needs="playback"),
+        Act("loop", "&Loop Selection", "play_selection", ("L",), args=(True,), needs="playback",
+            toolbar="Transport", icon="loop"),
+        # here rather than under View, as in Sonic Visualiser's Playback and Audacity's Transport menus
+        Act("start", "Go to &Start", "go_to", ("Home",), args=(0.0,), toolbar="Transport",
+            icon="SP_MediaSkipBackward"),
+        Act("end", "Go to &End", "go_to_end", ("End",), toolbar="Transport", icon="SP_MediaSkipForward"),
+        None,
         Menu("speed", "Sp&eed", tuple(
             Act(f"speed_{rate}", f"{rate:g}×", "player.set_speed", args=(rate,), checkable=True,
                 checked=rate == 1.0, group="speed", needs="playback") for rate in SPEEDS), needs="playback"),
@@ -111,7 +128,8 @@ def menu_table(precisions: Sequence[str]) -> tuple[Menu, ...]:
     model = Menu("model", "&Model", (
         Act("load_model", "&Load Model…", "predictions.load_model_dialog"),
         Act("bundled_model", "Use &Bundled Model", "predictions.use_bundled_model"),
-        Act("predict", "&Predict Open File", "predictions.predict", ("Ctrl+R",)),
+        Act("predict", "&Predict Open File", "predictions.predict", ("Ctrl+R",), toolbar="Model", icon="predict",
+            short="Predict"),
         Act("tta", "Test-Time &Augmentation", "predictions.set_tta", checkable=True),
         Menu("precision", "Pre&cision", tuple(
             Act(f"precision_{name}", PRECISION_LABELS[name], "predictions.set_precision", args=(name,),
@@ -176,6 +194,10 @@ class ActionBuilder:
         self._groups: dict[str, QActionGroup] = {}
 
     def build(self, table: Sequence[Menu]) -> None:
+        used = {act.toolbar for menu in table for act in walk(menu.items)}
+        for name in TOOLBARS:  # made first, so they stand in this order whatever the menus' order
+            if name in used:
+                self._toolbar(name)
         for menu in table:
             self._fill(self.window.menuBar().addMenu(menu.title), menu)
 
@@ -208,10 +230,12 @@ class ActionBuilder:
                 self._groups.setdefault(spec.group, QActionGroup(self.window)).addAction(action)
             self._connect(action, spec)
         action.setShortcuts(key_sequences(spec.keys))
+        if spec.icon:
+            action.setIcon(get_icon(spec.icon))
         qmenu.addAction(action)
         self.window.addAction(action)  # shortcuts work even when the menu bar is hidden
         if spec.toolbar is not None:
-            self._toolbar(spec.toolbar).addAction(action)
+            self._on_toolbar(action, spec)
         self.actions[spec.id] = action
         self.menu_of[spec.id] = plain(qmenu.title())
         return action
@@ -226,10 +250,21 @@ class ActionBuilder:
         else:
             action.triggered.connect(lambda: handler(*args))
 
+    def _on_toolbar(self, action: QAction, spec: Act) -> None:
+        """A button for ``action``; its tool tip and (on the tools' bar) its text name the key."""
+        keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        if not spec.provided and action.isEnabled() and keys:  # a disabled action's tip gives the reason
+            action.setToolTip(f"{action.toolTip()} ({keys})")
+        text = spec.short or plain(spec.text).rstrip("…")
+        action.setIconText(f"{text} ({keys})" if keys and spec.toolbar in _KEY_IN_TEXT else text)
+        self._toolbar(spec.toolbar).addAction(action)
+
     def _toolbar(self, name: str) -> QToolBar:
         if name not in self.toolbars:
             bar = self.toolbars[name] = self.window.addToolBar(name)
             bar.setObjectName(f"toolbar-{name.lower()}")  # saveState needs a name
+            bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon if name in _TEXT_BESIDE_ICON
+                                   else Qt.ToolButtonStyle.ToolButtonIconOnly)
         return self.toolbars[name]
 
     def __getitem__(self, name: str) -> QAction:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QSplitter
 
@@ -30,17 +30,24 @@ from svgui.prediction_controller import PredictionController
 from svgui.review_controller import ReviewController
 from svgui.widgets.augment_preview import AugmentPreviewPanel
 from svgui.widgets.file_panel import FilePanel
+from svgui.widgets.fit_scroll_area import FitScrollArea
+from svgui.widgets.icons import get_icon
 from svgui.widgets.metrics_panel import MetricsPanel
 from svgui.widgets.models_panel import add_user_model, known_models
 from svgui.widgets.precision_combo import available_precisions
 from svgui.widgets.probability_view import ProbabilityView
 from svgui.widgets.review_panel import ReviewPanel
 from svgui.widgets.spectrogram_view import SpectrogramView
+from svgui.widgets.threshold_box import ThresholdBox
 from svgui.widgets.waveform_view import WaveformView
 from svgui.workers import WorkerRegistry
 
+# The main views never get smaller than this (px): the spectrogram's lane labels and Hz ticks, and the
+# curve's 0 / 0.5 / 1, stay readable; a tool window that does not fit below them goes beside them.
+MIN_VIEW_HEIGHT_PX = {"waveform": 50, "spectrogram": 340, "probability": 140}
 REVIEW_DOCK_WIDTH_PX = 290  # the review list's five columns without eliding "disagreement"
 FILES_DOCK_WIDTH_PX = 320   # names, labels and states ('pre-annotated · 3/12') side by side
+SIDE_DOCK_WIDTH_PX = 500  # the augmentation preview beside the views, laid out top to bottom
 
 
 class MainWindow(QMainWindow):
@@ -75,6 +82,9 @@ class MainWindow(QMainWindow):
         for widget, stretch in ((self.waveform, 1), (self.spectrogram, 6), (self.probability, 2)):
             splitter.addWidget(widget)
             splitter.setStretchFactor(splitter.count() - 1, stretch)
+        for name, height_px in MIN_VIEW_HEIGHT_PX.items():
+            getattr(self, name).setMinimumHeight(height_px)
+        splitter.setChildrenCollapsible(False)
         self.setCentralWidget(splitter)
         self.file_panel = FilePanel()
         self.metrics = MetricsPanel(self.document)
@@ -85,21 +95,30 @@ class MainWindow(QMainWindow):
         self.augment_preview = AugmentPreviewPanel(self.document, workers=self.workers,
                                                    model=lambda: self.predictions.model,
                                                    colormap=prefs.colormap(self.settings))
-        self.augment_dock = self._dock(self.augment_preview, "Augmentation preview",
+        # In a scroll area: a dock squeezed below its contents' minimum scrolls instead of growing the window.
+        self._augment_scroll = FitScrollArea(self.augment_preview)
+        self.augment_dock = self._dock(self._augment_scroll, "Augmentation preview",
                                        Qt.DockWidgetArea.BottomDockWidgetArea)
         self.augment_dock.hide()
+        self._augment_moved_aside = False
         self.status_position = QLabel()
         self.status_task = QLabel()
+        self.status_tool = QLabel()
+        self.status_tool.setToolTip("The active editing tool (keys 1–4, the Tools menu or the toolbar)")
         self.statusBar().addWidget(self.status_position, 1)
         self.statusBar().addPermanentWidget(self.status_task)
+        self.statusBar().addPermanentWidget(self.status_tool)
 
         checked = {f"cmap_{prefs.colormap(self.settings)}": True, f"precision_{prefs.precision(self.settings)}": True}
         self.acts = ActionBuilder(self, provide=self._provided_action, checked=checked,
                                   unavailable={"playback": self.player.unavailable_reason
                                                if not self.player.available else ""})
         self.acts.build(menu_table(available_precisions()))
+        self.threshold_box = ThresholdBox(self.document)
+        self.acts.toolbars["Model"].addWidget(self.threshold_box)
         self.files.set_recent_menu(self.acts.menus["recent"])
         self.review_panel.set_mark_action(self.acts["review_mark"])
+        self._show_tool(self.spectrogram.tool())
         self._connect()
         self.setAcceptDrops(True)
         self.resize(1280, 800)
@@ -108,6 +127,7 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.file_panel.parentWidget(), self.review_dock], [FILES_DOCK_WIDTH_PX, REVIEW_DOCK_WIDTH_PX],
                          Qt.Orientation.Horizontal)
         prefs.restore_window_state(self.settings, self)
+        self._orient_augment_preview()
         self.spectrogram.set_colormap(prefs.colormap(self.settings))
         self.predictions.load_model(model_path or prefs.active_model_path(self.settings) or bundled_model_path(),
                                     quiet=True)
@@ -158,6 +178,77 @@ class MainWindow(QMainWindow):
         review.stateChanged.connect(self.file_panel.refresh_state)
         review.message.connect(self.statusBar().showMessage)
         self.review_panel.spanActivated.connect(review.choose)
+        self.player.stateChanged.connect(self._show_playing)
+        self.spectrogram.toolChanged.connect(self._show_tool)
+        self.augment_dock.toggleViewAction().triggered.connect(self._place_augment_dock)
+        self.augment_dock.dockLocationChanged.connect(self._orient_augment_preview)
+        self.augment_dock.topLevelChanged.connect(self._orient_augment_preview)
+
+    # ---- the augmentation preview's dock: below the views when there is room, else beside them --------
+    def _bottom_room_px(self) -> int:
+        """Height the preview's dock gets below the views before they reach their minimum (whether or not
+        it is there now: Qt has already laid the window out for it when its action fires)."""
+        central, bottom = self.centralWidget(), Qt.DockWidgetArea.BottomDockWidgetArea
+        separator_px = self.style().pixelMetric(self.style().PixelMetric.PM_DockWidgetSeparatorExtent)
+        column_px = self.statusBar().geometry().top() - central.geometry().top()  # views + bottom docks
+        others_px = sum(d.height() + separator_px for d in self.findChildren(QDockWidget)
+                        if d is not self.augment_dock and d.isVisible() and not d.isFloating()
+                        and self.dockWidgetArea(d) == bottom)
+        return column_px - central.minimumSizeHint().height() - separator_px - others_px
+
+    def _place_augment_dock(self, shown: bool) -> None:
+        """On opening: a preview that would squash the views goes beside them, a tab of the tallest side dock."""
+        dock = self.augment_dock
+        if not shown or dock.isFloating():
+            return
+        area = self.dockWidgetArea(dock)
+        self.augment_preview.set_orientation(Qt.Orientation.Horizontal)
+        title_px = dock.minimumSizeHint().height() - self._augment_scroll.minimumSizeHint().height()
+        fits_below = self._bottom_room_px() >= self.augment_preview.minimumSizeHint().height() + title_px
+        if area == Qt.DockWidgetArea.BottomDockWidgetArea and not fits_below:
+            sides = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea)
+            beside = [d for d in self.findChildren(QDockWidget) if d is not dock and d.isVisible()
+                      and not d.isFloating() and self.dockWidgetArea(d) in sides]
+            tallest = max(beside, key=lambda d: d.height(), default=None)  # the preview needs the height
+            self.addDockWidget(self.dockWidgetArea(tallest) if tallest else sides[1], dock)
+            if tallest is not None:
+                self.tabifyDockWidget(tallest, dock)
+            self._augment_moved_aside = True
+            dock.show()
+            dock.raise_()
+            QTimer.singleShot(0, self._size_side_dock)
+        elif self._augment_moved_aside and fits_below:  # moved aside by us earlier; now the window is taller
+            self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
+            self._augment_moved_aside = False
+            dock.show()
+        if self.dockWidgetArea(dock) == Qt.DockWidgetArea.BottomDockWidgetArea and fits_below:
+            # its whole minimum, and up to 40 % of the column when there is more room
+            wanted_px = self.augment_preview.minimumSizeHint().height() + title_px
+            column_px = self._bottom_room_px() + self.centralWidget().minimumSizeHint().height()
+            height_px = min(max(wanted_px, int(0.4 * column_px)), self._bottom_room_px())
+            QTimer.singleShot(0, lambda: self.resizeDocks([dock], [height_px], Qt.Orientation.Vertical))
+        self._orient_augment_preview()
+
+    def _size_side_dock(self) -> None:
+        """The preview beside the views: its width, and all the height its tab group can take."""
+        self.resizeDocks([self.augment_dock], [SIDE_DOCK_WIDTH_PX], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.augment_dock], [self.height()], Qt.Orientation.Vertical)
+
+    def _orient_augment_preview(self, *_) -> None:
+        """Controls beside the pictures in a wide dock (bottom, floating), above them in a tall one."""
+        dock = self.augment_dock
+        side = not dock.isFloating() and self.dockWidgetArea(dock) in (Qt.DockWidgetArea.LeftDockWidgetArea,
+                                                                       Qt.DockWidgetArea.RightDockWidgetArea)
+        self.augment_preview.set_orientation(Qt.Orientation.Vertical if side else Qt.Orientation.Horizontal)
+
+    # ---- the active tool and playback state, shown however they change ---------------------------------
+    def _show_tool(self, tool: str) -> None:
+        action = self.acts[f"tool_{tool}"]
+        action.setChecked(True)  # a no-op when the change came from this action
+        self.status_tool.setText(f"Tool: {action.iconText()}")
+
+    def _show_playing(self, playing: bool) -> None:
+        self.acts["play"].setIcon(get_icon("SP_MediaPause" if playing else "SP_MediaPlay"))
 
     # ---- what scripts and the app call ----------------------------------------------------------
     @property

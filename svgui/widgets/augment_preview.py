@@ -20,6 +20,7 @@ import numpy as np
 from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
+    QBoxLayout,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -51,6 +52,7 @@ from svgui.widgets.augment_views import ExcerptGrid
 from svgui.workers import Worker, WorkerRegistry
 
 RATE_LIMIT_MS = 30
+CONTROLS_WIDTH_PX = 330
 MODES = ("single", "draws", "alone", "figure1")
 MODE_TITLES = ("Original | augmented", "3×3 draws", "Each alone", "Figure 1: warp and filters")
 HINT = "Open a song, then click on the spectrogram to pick an excerpt."
@@ -102,7 +104,6 @@ class AugmentPreviewPanel(QWidget):
         self.figure1 = WarpFilterView(features, colormap=colormap)
         self.stack = QStackedWidget()
         for view in (self.single, self.draws, self.alone, self.figure1):
-            view.setMinimumSize(360, 220)
             self.stack.addWidget(view)
         self.description = QLabel()
         self.description.setWordWrap(True)
@@ -132,13 +133,13 @@ class AugmentPreviewPanel(QWidget):
         right.addWidget(self.tabs)
         right.addWidget(self.picture, 1)
         right.addLayout(buttons)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(6, 6, 6, 6)
-        controls_box = QWidget()
-        controls_box.setLayout(left)
-        controls_box.setFixedWidth(330)
-        layout.addWidget(controls_box)
-        layout.addLayout(right, 1)
+        self._layout = QHBoxLayout(self)
+        self._layout.setContentsMargins(6, 6, 6, 6)
+        self._controls_box = QWidget()
+        self._controls_box.setLayout(left)
+        self._layout.addWidget(self._controls_box)
+        self._layout.addLayout(right, 1)
+        self.set_orientation(Qt.Orientation.Horizontal)
 
         self._timer = QTimer(self, singleShot=True)
         self._timer.timeout.connect(self._timer_fired)
@@ -151,6 +152,20 @@ class AugmentPreviewPanel(QWidget):
         self.schedule()
 
     # ---- public -------------------------------------------------------------------------------
+    def set_orientation(self, orientation: Qt.Orientation) -> None:
+        """Controls left of the pictures (a wide dock below the views) or above them (a tall one beside)."""
+        vertical = orientation == Qt.Orientation.Vertical
+        self._layout.setDirection(QBoxLayout.Direction.TopToBottom if vertical else QBoxLayout.Direction.LeftToRight)
+        self._controls_box.setMinimumWidth(0 if vertical else CONTROLS_WIDTH_PX)
+        self._controls_box.setMaximumWidth(16777215 if vertical else CONTROLS_WIDTH_PX)
+        # beside the main views (1280×800) the pictures give up a little height so all of it fits
+        for view in (self.single, self.draws, self.alone, self.figure1):
+            view.setMinimumSize(360, 180 if vertical else 220)
+
+    def orientation(self) -> Qt.Orientation:
+        vertical = self._layout.direction() == QBoxLayout.Direction.TopToBottom
+        return Qt.Orientation.Vertical if vertical else Qt.Orientation.Horizontal
+
     def config(self) -> AugmentConfig:
         """The settings shown (switched-on augmentations at their strengths)."""
         return self.controls.config()

@@ -81,6 +81,7 @@ class SpectrogramView(QWidget):
     selectionChanged = Signal(object)
     visibleRangeChanged = Signal(float, float)
     regionSelected = Signal(object)
+    toolChanged = Signal(str)       # however it was changed (key, menu, toolbar, a caller)
     TOOLS = ("navigate", "select", "draw", "erase")
     LAYERS = ("truth", "predicted", "errors", "cursor")
 
@@ -239,10 +240,13 @@ class SpectrogramView(QWidget):
     def set_tool(self, tool: str) -> None:
         if tool not in self.TOOLS:
             raise ValueError(f"Unknown tool {tool!r}; choose one of {', '.join(self.TOOLS)}")
+        changed = tool != self._tool
         self._tool = self._viewbox.tool = tool
         # regions move under the navigate and draw tools; select drags a selection across them
         self._truth.set_movable(tool in ("navigate", "draw"))
         self.canvas.setCursor(_TOOL_CURSORS[tool])
+        if changed:
+            self.toolChanged.emit(tool)
 
     def tool(self) -> str:
         return self._tool

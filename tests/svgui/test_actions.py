@@ -77,5 +77,6 @@ def test_handlers_get_their_arguments_and_the_checked_state(qtbot):
     builder["g2"].trigger()           # the group calls the newly checked one only
     assert calls == [(7,), ("t", False), (2,)]
     assert builder.toolbars["Main"].actions() == [builder["plain"]]
-    assert builder["plain"].toolTip() == "Plain" and builder.menu_of["g1"] == "Sub"
+    # a toolbar button's tip names its key
+    assert builder["plain"].toolTip() == "Plain (Ctrl+1)" and builder.menu_of["g1"] == "Sub"
     assert not builder["needy"].isEnabled() and builder["needy"].toolTip() == "no sound card"

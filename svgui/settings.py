@@ -29,6 +29,7 @@ _MODEL = "model/active_path"
 _PRECISION = "model/precision"
 _TRAINING_SPEED = "training/seconds_per_update"  # + "/cpu", "/cuda", ...: measured per device type
 _TRAINING_FOLDER = "training/last_output_folder"
+_TRAINING_AUGMENT = "training/augment"  # the --augment spec of the last run started
 _USER_MODELS = "models/user_paths"
 
 
@@ -169,6 +170,16 @@ def training_folder(settings: QSettings) -> str:
 
 def set_training_folder(settings: QSettings, folder: str | os.PathLike) -> None:
     settings.setValue(_TRAINING_FOLDER, os.fspath(folder))
+
+
+def training_augment(settings: QSettings) -> str | None:
+    """The augmentation (an --augment spec) of the last training started here, or None."""
+    value = settings.value(_TRAINING_AUGMENT)
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def set_training_augment(settings: QSettings, spec: str) -> None:
+    settings.setValue(_TRAINING_AUGMENT, str(spec))
 
 
 def seconds_per_update(settings: QSettings, device_type: str) -> float | None:

@@ -24,6 +24,7 @@ from engine.errors import EngineError
 from engine.evaluate import format_percent
 from engine.train import TrainProgress, find_checkpoints
 from svgui import settings as prefs
+from svgui.augment_sources import augment_spec
 from svgui.dialogs import messages
 from svgui.dialogs.messages import show_error
 from svgui.model_jobs import Loading, LogLine, TrainingRequest, TrainingSteps, readable_training_error, run_training
@@ -89,7 +90,7 @@ class TrainingDialog(QDialog):
             view.status, view.bar, view.times, view.plots, view.log, view.result_label)
 
         self.defaults_button = QPushButton("Paper's Defaults")
-        self.defaults_button.setToolTip("Reset the training settings to SPEC §4 (the paper's)")
+        self.defaults_button.setToolTip("Reset the training settings and the augmentation to the paper's")
         self.start_button = QPushButton("Start Training")
         self.start_button.setDefault(True)
         self.pause_button = QPushButton("Pause")
@@ -185,6 +186,7 @@ class TrainingDialog(QDialog):
                   f"{request.config.seed}; device {request.device}; augmentation {request.augment.describe()}")
         if self._settings is not None:
             prefs.set_training_folder(self._settings, request.out_path.parent)
+            prefs.set_training_augment(self._settings, augment_spec(request.augment))  # the next window's default
         worker = Worker(run_training, request)
         worker.progress.connect(self._on_progress)
         worker.finished.connect(self._on_finished)

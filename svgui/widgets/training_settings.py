@@ -1,4 +1,4 @@
-"""The training dialog's settings: data, validation, augmentation, SPEC §4 settings, device, output.
+"""The training dialog's settings: data, validation, augmentation, the paper's training settings, device, output.
 
 ``TrainingSettings.request()`` turns what is shown into a ``TrainingRequest`` (or a readable
 EngineError); the dialog (``svgui.dialogs.training_dialog``) runs it.
@@ -148,10 +148,19 @@ class TrainingSettings(QWidget):
         # Its parts by the names the window's tests and callers use.
         self.augment_combo, self.augment_edit, self.augment_note = (
             self.augment.combo, self.augment.edit, self.augment.note)
+        # The paper's point is augmentation: its combination, unless the last run here chose another.
+        self.augment.set_config(self._saved_augment() or AugmentConfig.paper())
         return self.augment
 
+    def _saved_augment(self) -> AugmentConfig | None:
+        spec = prefs.training_augment(self._settings) if self._settings is not None else None
+        try:
+            return AugmentConfig.parse(spec) if spec else None
+        except EngineError:  # an unreadable saved value falls back to the default
+            return None
+
     def _settings_group(self) -> QGroupBox:
-        box = QGroupBox("Training (SPEC §4; the paper's settings are the defaults)")
+        box = QGroupBox("Training (the paper's settings are the defaults)")
         d = TrainConfig()
         self.updates_spin = _spin(1, 10_000_000, d.updates, 1000)
         self.batch_spin = _spin(1, 4096, d.batch_size)
@@ -257,6 +266,8 @@ class TrainingSettings(QWidget):
         return path if path.suffix else path.with_suffix(".safetensors")
 
     def restore_defaults(self) -> None:
+        """The paper's settings, its augmentation included."""
+        self.augment.set_config(AugmentConfig.paper())
         d = TrainConfig()
         for spin, value in ((self.updates_spin, d.updates), (self.batch_spin, d.batch_size),
                             (self.lr_spin, d.learning_rate), (self.momentum_spin, d.momentum),

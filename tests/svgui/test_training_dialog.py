@@ -12,6 +12,7 @@ from engine.config import AugmentConfig, ModelConfig, TrainConfig
 from engine.errors import TrainingDiverged
 from engine.predict import predict_file
 from engine.train import TrainProgress, checkpoint_path_for
+from svgui import settings as prefs
 from svgui.dialogs import messages
 from svgui.dialogs.training_dialog import TrainingDialog
 from svgui.main_window import MainWindow
@@ -62,6 +63,7 @@ def settled(qtbot, read, *, timeout_ms=TIMEOUT_MS):
 
 def configure(dlg, songs, out, *, updates=30, validate_every=10, checkpoint_every=0):
     dlg.form.add_folder(songs / "train")
+    dlg.form.set_augment(AugmentConfig())  # the runs here test the window, not augmentation: the fastest
     dlg.form.set_validation("folder", folder=songs / "valid")
     dlg.form.updates_spin.setValue(updates)
     dlg.form.validate_spin.setValue(validate_every)
@@ -74,14 +76,29 @@ def test_the_dialog_starts_from_the_papers_settings(dialog):
     assert (config.updates, config.batch_size, config.learning_rate, config.lr_decay, config.lr_decay_every,
             config.momentum, config.seed) == (40_000, 32, 0.01, 0.85, 2000, 0.95, 0)
     assert dialog.form.device_combo.currentData() in ("cpu", "cuda:0")
-    assert dialog.form.augment_config() == AugmentConfig()
+    assert dialog.form.augment_config() == AugmentConfig.paper()  # the paper's combination by default
+    assert dialog.form.augment_combo.currentData() == "paper"
     dialog.form.updates_spin.setValue(7)
+    dialog.form.augment_edit.setText("pitch=0.1")
     dialog.form.restore_defaults()
-    assert dialog.form.train_config() == TrainConfig()
+    assert dialog.form.train_config() == TrainConfig() and dialog.form.augment_config() == AugmentConfig.paper()
     full = TrainingDialog()  # the full network: the README's benchmark figure gives the expected time
     if full.form.device_combo.currentData() == "cpu":
         assert "5 h 00 min" in full.form.time_note.text() and "40,000 updates" in full.form.time_note.text()
     full.deleteLater()
+
+
+def test_the_augmentation_of_the_last_run_started_is_the_next_default(qtbot, env):
+    settings = QSettings(str(env / "saved.ini"), QSettings.Format.IniFormat)
+    prefs.set_training_augment(settings, "pitch=0.2,noise=0.1")
+    dlg = TrainingDialog(settings=settings, model_config=SMALL)
+    qtbot.addWidget(dlg)
+    assert dlg.form.augment_config() == AugmentConfig(max_pitch=0.2, noise_sigma=0.1)
+    assert dlg.form.augment_combo.currentData() == "custom"
+    prefs.set_training_augment(settings, "pitch=banana")  # unreadable: the paper's again
+    again = TrainingDialog(settings=settings, model_config=SMALL)
+    qtbot.addWidget(again)
+    assert again.form.augment_config() == AugmentConfig.paper()
 
 
 def test_a_short_run_writes_a_model_that_loads_and_predicts(qtbot, dialog, songs, env):
@@ -93,6 +110,7 @@ def test_a_short_run_writes_a_model_that_loads_and_predicts(qtbot, dialog, songs
         assert dialog.start()
     assert blocker.args == [out]
     assert dialog.state == "finished" and not dialog.is_running
+    assert prefs.training_augment(dialog._settings) == "none"  # what the next window starts from
     # progress and plots followed the run
     assert dialog.bar.value() == dialog.bar.maximum() == 30
     assert dialog.plots.n_points == 30 and np.isfinite(dialog.plots.losses()).all()

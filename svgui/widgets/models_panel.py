@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
-from engine.checkpoint import read_header
+from engine.checkpoint import describe_recipe, read_header
 from engine.errors import EngineError
 from engine.evaluate import format_percent
 from engine.finetune import lineage
@@ -113,6 +113,7 @@ def describe_entry(path: Path, header: dict) -> str:
     network = header.get("model") or {}
     if network:
         lines.append(f"network: conv {network.get('conv_channels')}, dense {network.get('dense_units')}")
+    lines.append(f"recipe: {describe_recipe(header)}")
     if meta.get("device"):
         lines.append(f"trained on device {meta['device']} in {float(meta.get('elapsed_s', 0)) / 60:.1f} min")
     if meta.get("software"):

@@ -178,6 +178,7 @@ def test_the_models_dialog_lists_metadata_and_makes_a_model_active(qtbot, env, m
     assert dialog.select(mine)
     details = dialog.details.toPlainText()
     assert "updates: 1,200" in details and "validation: error 4.56 %" in details and "10 for training" in details
+    assert "recipe: paper network, fixed input normalization, plain first convolution, sgd-nesterov" in details
     dialog.make_active()
     assert window.model.path == mine
     assert dialog.table.item(next(r for r in range(3) if dialog.table.item(r, 1).text() == "my-net"), 0).text() \

@@ -165,7 +165,7 @@ def test_augmented_training_excerpts_see_the_prediction_transform(songs):
 
 @pytest.mark.parametrize("recipe, optimizer, augment", [
     (dict(), "adam", "none"),
-    (dict(input_norm="instance"), "sgd-nesterov", "pitch=0.2,stretch=0.2,loudness=6"),
+    (dict(input_norm="instance"), "sgd-nesterov", "pitch=0.2,stretch=0.2,loudness=6,mix=0.5,dropout=0.1,noise=0.1"),
     (dict(input_norm="pcen", first_conv="zero-mean"), "adam", "pitch=0.2,stretch=0.2"),
     (dict(architecture="thesis", first_conv="zero-mean"), "adam", "loudness=6,mix=0.5"),
     (dict(architecture="thesis", input_norm="pcen"), "sgd-nesterov", "none"),

@@ -9,6 +9,7 @@ open file).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -94,6 +95,10 @@ class ImproveDialog(QDialog):
 
         self.view = TrainingProgressView()
         self.view.status.setText("Press Improve to start.")
+        # Room for the result table in a 1280 x 800 window: a shorter log, and the plots give way.
+        self.view.log.setMinimumHeight(60)
+        self.view.log.setMaximumHeight(130)
+        self.view.plots.canvas.setMinimumHeight(200)
         self.view.hint.setText("The main window stays usable meanwhile; closing this window keeps the run going "
                                "(Model ▸ Improve Model with My Annotations… shows it again).")
         self.table = QTableWidget(0, len(RESULT_COLUMNS))
@@ -105,7 +110,7 @@ class ImproveDialog(QDialog):
         self.table.setToolTip("The held-out files took no part in the fine-tuning nor in the threshold: error is "
                               "the share of frames wrong after smoothing; edits are the regions to insert or "
                               "delete and boundaries to move by more than 50 ms, per minute of audio")
-        self.table.setMinimumHeight(150)
+        self.table.setMinimumHeight(110)
         self.table.hide()
 
         self.start_button = QPushButton("Improve")
@@ -182,6 +187,9 @@ class ImproveDialog(QDialog):
             lines.append(f"<span style='color:#a00'>Fine-tuning needs at least {MIN_FINETUNE_FILES} corrected files "
                          "with labels: correct and save the annotations of more files first.</span>")
         self.summary.setText("<br>".join(lines))
+        if self.result is None:
+            self.view.bar.setRange(0, self.updates.value())
+            self.view.bar.setFormat(f"0 / {self.updates.value():,} updates")
         self.start_button.setEnabled(not self.is_running)
 
     def request(self) -> ImproveRequest:
@@ -232,7 +240,9 @@ class ImproveDialog(QDialog):
     def _on_progress(self, item) -> None:
         if isinstance(item, TrainingSteps):
             for record in item.records:
-                self.view.add(record)
+                # The last record's figures are the fine-tuning files' at the parent's threshold, not a
+                # validation: the comparison is the table on the held-out files.
+                self.view.add(dataclasses.replace(record, validation=None) if record.finished else record)
             self.view.status.setText(f"Fine-tuning: update {item.last.update:,} of {item.last.total_updates:,}")
         elif isinstance(item, Loading):
             self.view.status.setText(f"Reading spectrograms: {item.done} of {item.total} files ({item.name})")

@@ -37,7 +37,7 @@ from svgui.widgets.models_panel import ModelEntry, add_user_model, model_entries
 from svgui.widgets.tables import make_read_only
 from svgui.workers import WorkerRegistry
 
-COLUMNS = ("", "Name", "Source", "Trained on", "Updates", "Augmentation", "Valid. error", "Created", "Lineage")
+COLUMNS = ("", "Name", "Source", "Trained on", "Updates", "Augmentation", "Valid. error", "Created", "Fine-tuned from")
 
 
 def _percent(value: float | None) -> str:
@@ -125,7 +125,7 @@ class ModelsDialog(QDialog):
             is_active = same_file(entry.path, active)
             cells = ("● active" if is_active else "", entry.name, entry.source, entry.data,
                      "" if entry.updates is None else f"{entry.updates:,}", entry.augment,
-                     _percent(entry.valid_error), entry.created, " → ".join(entry.lineage))
+                     _percent(entry.valid_error), entry.created, entry.ancestry)
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text if not entry.problem or column in (1, 2) else "")
                 item.setData(Qt.ItemDataRole.UserRole, str(entry.path))

@@ -60,6 +60,11 @@ class ModelEntry:
     problem: str = ""               # why the file cannot be used
     lineage: tuple[str, ...] = ()   # model names, oldest ancestor first, this one last; () without a parent
 
+    @property
+    def ancestry(self) -> str:
+        """'svgui-musdb7' or 'svgui-musdb7 → mine' (oldest first): what this model was fine-tuned from."""
+        return " → ".join(self.lineage[:-1])
+
 
 def model_entry(path: str | os.PathLike, source: str) -> ModelEntry:
     path = Path(path)
@@ -109,7 +114,8 @@ def describe_entry(path: Path, header: dict) -> str:
                      f"{format_percent(figures['specificity'], 1)} ({figures['n_frames']:,} frames, "
                      f"update {figures['update']:,})")
     lines.append(f"threshold: {header.get('threshold', float('nan')):.4g}"
-                 + (f" (chosen on the {meta['threshold_source']} data)" if meta.get("threshold_source") else ""))
+                 + (" (kept from the parent model)" if meta.get("threshold_source") == "parent"
+                    else f" (chosen on the {meta['threshold_source']} data)" if meta.get("threshold_source") else ""))
     network = header.get("model") or {}
     if network:
         lines.append(f"network: conv {network.get('conv_channels')}, dense {network.get('dense_units')}")

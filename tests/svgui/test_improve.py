@@ -82,8 +82,10 @@ def test_improve_window_end_to_end(qtbot, env, corpus):
     models = window.models_dialog
     assert models.select(out)
     row = next(r for r in range(models.table.rowCount()) if models.table.item(r, 1).text() == "mine")
-    assert models.table.item(row, models.table.columnCount() - 1).text() == "parent-net → mine"
-    assert "lineage: parent-net → mine" in models.details.toPlainText()
+    assert models.table.item(row, models.table.columnCount() - 1).text() == "parent-net"
+    details = models.details.toPlainText()
+    assert "lineage: parent-net → mine" in details and "fine-tuned from: parent-net (parent.safetensors" in details
+    assert "threshold: 0.45 (kept from the parent model)" in details
     window.workers.stop_all()
 
 

@@ -8,6 +8,9 @@
 2. Times N updates with the next batch built in a background thread (prefetch) against building
    it in line, same batches.
 3. Times channels-last against the default layout for one prediction chunk and one update.
+4. With ``--stems DIR`` (a folder with stems, e.g. ../shared/data/musdb7-train): a whole batch with
+   the paper's combination against the same plus stem remixing (remix=0.5 and 1.0) on its files, and
+   the remix step alone (``engine.remix.RemixPool.apply``).
 Each comparison alternates its two sides over ``--rounds`` rounds and keeps the best, so that
 load from other processes hits both alike.
 """
@@ -15,6 +18,7 @@ load from other processes hits both alike.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -79,6 +83,34 @@ def profile_stages(features, model, batches, repeats: int) -> dict:
     return stages
 
 
+def profile_remix(stems_dir, repeats: int) -> dict:
+    """ms per batch of 32 on a stem folder's files: paper's combination without and with remixing."""
+    import dataclasses
+
+    from engine.cache import SpectrogramCache
+    from engine.datasets import find_tracks, load_tracks
+
+    features = FeatureConfig()
+    tracks = load_tracks(find_tracks(stems_dir), config=features, cache=SpectrogramCache())
+    model = VoiceModel.create(normalization=compute_normalization(t.log_mel for t in tracks))
+    results = {}
+    starts = None
+    for name, remix in (("paper", 0.0), ("paper_remix_0.5", 0.5), ("paper_remix_1.0", 1.0)):
+        augment = dataclasses.replace(AugmentConfig.paper(), remix_probability=remix)
+        batches = AugmentedBatches(tracks, model, torch.device("cpu"), 0.02, 0.98, augment=augment, seed=1)
+        if starts is None:
+            generator = torch.Generator().manual_seed(0)
+            starts = batches.starts[torch.randint(len(batches.starts), (32,), generator=generator)]
+        results[f"whole_batch_{name}"] = best_ms(functools.partial(batches.batch, starts), repeats)
+        if remix == 1.0:
+            centres = starts + batches.context
+            source = batches.linear[centres[:, None] + batches.source_offsets[None, :]]
+            draw = draw_augmentations(augment, 32, generator=torch.Generator().manual_seed(0))
+            results["remix_step_alone"] = best_ms(
+                functools.partial(batches.remix.apply, source, centres, draw, batches.source_offsets), repeats)
+    return results
+
+
 def _updates(model, batches, n: int, *, prefetch: bool, memory_format=torch.channels_last) -> float:
     """ms per update over ``n`` updates, batches built in line or one ahead in a thread."""
     network = model.network.to(memory_format=memory_format).train()
@@ -135,6 +167,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--updates", type=int, default=8, help="updates per timing of the prefetch comparison")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--stems", metavar="DIR", help="also time stem remixing on this folder's files")
     args = parser.parse_args()
     features, model, batches = setup()
     report = {"machine": machine_description(), "rounds": args.rounds}
@@ -150,6 +183,9 @@ def main() -> int:
     report["layouts"] = {k: min(r[k] for r in layouts) for k in layouts[0]}
     update_only = report["layouts"]["update_ms_channels_last"]
     report["batch_share_of_update"] = report["stages_ms"]["whole_batch"] / update_only
+    if args.stems:
+        remix = [profile_remix(args.stems, 5) for _ in range(args.rounds)]
+        report["remix_ms"] = {k: min(r[k] for r in remix) for k in remix[0]}
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -161,6 +197,8 @@ def main() -> int:
     print(f"  = {100 * report['batch_share_of_update']:.1f} % of a {update_only:.0f} ms fp32 update (forward+backward+SGD)")
     print(f"update incl. batch, built in line: {report['update_ms_inline_batches']:.0f} ms; "
           f"prefetched in a thread: {report['update_ms_prefetched_batches']:.0f} ms")
+    for name, ms in report.get("remix_ms", {}).items():
+        print(f"stems ({args.stems}): {name:22s} {ms:7.2f} ms")
     lay = report["layouts"]
     print(f"fcn chunk (2048 frames): default layout {lay['fcn_chunk_ms_contiguous']:.0f} ms, channels-last "
           f"{lay['fcn_chunk_ms_channels_last']:.0f} ms ({lay['fcn_chunk_ms_contiguous'] / lay['fcn_chunk_ms_channels_last']:.2f}x)")

@@ -321,9 +321,18 @@ def augment_command(args) -> int:
     candidates = np.arange(len(partner.linear))
     if partner.targets is not None:
         candidates = candidates[~partner.targets]
+    remix = None
+    if config.remix_probability:  # the file's own stems; the accompaniment from elsewhere in it
+        from engine.remix import RemixPool
+        from engine.stems import stems_of
+        if stems_of(args.audio) is None:
+            raise EngineError(f"--remix needs stems: no '{args.audio.stem} (accompaniment){args.audio.suffix}' "
+                              f"beside {args.audio}")
+        remix = RemixPool.for_file(data, source_frames=config.source_frames(ModelConfig().excerpt_frames),
+                                   context=ModelConfig().context_frames, features=features)
     preview = preview_excerpt(data.linear, centre, config=config, seed=args.seed, features=features,
                               normalization=normalization, partner_linear=partner.linear,
-                              partner_centres=candidates, partner_name=partner.track.audio_path.name)
+                              partner_centres=candidates, partner_name=partner.track.audio_path.name, remix=remix)
     label = "" if data.targets is None else (" (voice)" if data.targets[centre] else " (no voice)")
     if suffix == ".npy":
         from engine.fileio import atomic_open

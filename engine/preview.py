@@ -7,6 +7,7 @@ file's edges), draws with ``draw_augmentations`` and applies ``augment_excerpts`
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,6 +63,8 @@ def preview_excerpt(linear: np.ndarray | torch.Tensor, centre_frame: int, *, con
     draw = draw_augmentations(config, 1, generator=generator, n_partners=n_partners,
                               frames=excerpt_frames, n_mels=features.n_mels)
     remixed = source
+    if remix is None and draw.remixed is not None:  # no stems: say so rather than print a remix not made
+        draw = dataclasses.replace(draw, remixed=torch.zeros_like(draw.remixed))
     if remix is not None and draw.remixed is not None:
         pool, first = remix
         half = source.shape[1] // 2

@@ -96,17 +96,31 @@ class RemixPool:
         """Remix the drawn examples of ``source`` ``[B, S, n_bins]`` (excerpts around ``centres``)."""
         local = self.local[centres]
         remixed = draw.remixed.to(source.device) & (local >= 0)
-        if source.device.type == "cpu" and not bool(remixed.any()):
-            return source  # a GPU remixes with weight 0 instead of a host sync (as mixing does)
+        if source.device.type == "cpu":
+            # Only the remixed rows (a CPU gathers and adds half the data at p = 0.5); a GPU remixes every
+            # row and selects, which avoids the host sync of finding the rows.
+            rows = torch.nonzero(remixed).flatten()
+            if len(rows) == 0:
+                return source
+            out = source.clone()
+            out[rows] = self._mix(local[rows], centres[rows], draw, rows, offsets)
+            return out
+        rows = torch.arange(len(centres), device=source.device)
+        return torch.where(remixed[:, None, None], self._mix(local, centres, draw, rows, offsets), source)
+
+    def _mix(self, local: torch.Tensor, centres: torch.Tensor, draw, rows: torch.Tensor,
+             offsets: torch.Tensor) -> torch.Tensor:
+        """10^(gain/20) (10^(v/20) |V| + |A|) for the examples ``rows`` of the draw."""
+        device = local.device
         song = self.song_of[centres].clamp(min=0)
         # Another song: a shift of 1 .. n-1 songs (the same song only when there is just one).
-        shift = (draw.remix_song_u.to(source.device) * max(self.n_songs - 1, 1)).long() + (self.n_songs > 1)
+        shift = (draw.remix_song_u.to(device)[rows] * max(self.n_songs - 1, 1)).long() + (self.n_songs > 1)
         partner = (song + shift) % self.n_songs
-        frame = (draw.remix_frame_u.to(source.device) * self.counts[partner]).long()
+        frame = (draw.remix_frame_u.to(device)[rows] * self.counts[partner]).long()
         centre = self.firsts[partner] + frame.minimum(self.counts[partner] - 1)
         v = self.vocals[local.clamp(min=0)[:, None] + offsets[None, :]]
         a = self.accompaniment[centre[:, None] + offsets[None, :]]
-        vocal_db = draw.remix_ratio_db.to(source.device) - (self.vocal_db[song] - self.accompaniment_db[partner])
+        vocal_db = draw.remix_ratio_db.to(device)[rows] - (self.vocal_db[song] - self.accompaniment_db[partner])
         vocal_gain = torch.pow(10.0, vocal_db / 20)[:, None, None]
-        gain = torch.pow(10.0, draw.remix_gain_db.to(source.device) / 20)[:, None, None]
-        return torch.where(remixed[:, None, None], gain * (vocal_gain * v + a), source)
+        gain = torch.pow(10.0, draw.remix_gain_db.to(device)[rows] / 20)[:, None, None]
+        return gain * (vocal_gain * v + a)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +19,14 @@ import torch
 
 from engine.augment import draw_augmentations, drawn_values, filter_response_db
 from engine.config import FRAMES_PER_SECOND, AugmentConfig, FeatureConfig, ModelConfig
+from engine.datasets import Track, TrackData
+from engine.errors import EngineError
 from engine.features import frame_count, linear_spectrogram
 from engine.labels import Interval, intervals_to_targets
 from engine.normalize import Normalization, compute_normalization
 from engine.preview import Preview, preview_excerpt
+from engine.remix import RemixPool
+from engine.stems import stems_of
 
 EXCERPT_FRAMES = ModelConfig.excerpt_frames  # the network's input width
 
@@ -88,6 +92,31 @@ class PreviewSource:
     targets: np.ndarray | None        # [frames] bool ground truth, None without labels
     partner_centres: np.ndarray       # candidate centre frames for mixing (non-voice frames)
     partner_text: str                 # which frames those are, in words
+    path: Path | None = None          # the file, for its stems (remixing)
+    _remix: dict = field(default_factory=dict, repr=False)  # source frames -> (RemixPool, first frame)
+    remix_problem: str = ""           # why this file cannot be remixed ("" until asked)
+
+    def remix_pool(self, source_frames: int):
+        """``RemixPool.for_file`` of the file's stems for excerpts of ``source_frames`` (its zero margins
+        depend on the stretch), read when first asked for; None (``remix_problem`` says why) without stems."""
+        if source_frames not in self._remix and not self.remix_problem and self.path is not None:
+            if stems_of(self.path) is None:
+                self.remix_problem = f"no stems beside {self.path.name} (NAME (accompaniment){self.path.suffix})"
+            else:
+                try:
+                    data = TrackData(Track(self.path.stem, self.path, None), self.linear, None, None, 0.0)
+                    self._remix[source_frames] = RemixPool.for_file(
+                        data, source_frames=source_frames, context=EXCERPT_FRAMES // 2, features=self.features)
+                except EngineError as exc:
+                    self.remix_problem = str(exc)
+        return self._remix.get(source_frames)
+
+    @property
+    def remix_text(self) -> str:
+        if self.remix_problem:
+            return f"not here: {self.remix_problem}."
+        return ("this file's vocals over its own accompaniment from elsewhere in it (training takes another "
+                "song's).")
 
     @property
     def n_frames(self) -> int:
@@ -109,7 +138,9 @@ class PreviewSource:
             return preview_excerpt(self.linear, centre_frame, config=config, seed=seed, features=self.features,
                                    normalization=self.normalization, excerpt_frames=EXCERPT_FRAMES,
                                    partner_linear=self.linear, partner_centres=self.partner_centres,
-                                   partner_name=self.name)
+                                   partner_name=self.name,
+                                   remix=(self.remix_pool(config.source_frames(EXCERPT_FRAMES))
+                                          if config.remix_probability else None))
 
 
 def make_source(path: Path, samples: np.ndarray, log_mel: np.ndarray, features: FeatureConfig, *,
@@ -130,7 +161,7 @@ def make_source(path: Path, samples: np.ndarray, log_mel: np.ndarray, features: 
         centres = np.flatnonzero(~targets)
         text = f"the non-voice frames of this file ({len(centres):,} of {len(linear):,} frames)"
     return PreviewSource(linear, features, normalization, normalization_text, Path(path).name, targets,
-                         centres, text)
+                         centres, text, path=Path(path))
 
 
 # ---- Figure 1 geometry ------------------------------------------------------------------------

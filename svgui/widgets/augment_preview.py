@@ -100,7 +100,7 @@ class AugmentPreviewPanel(QWidget):
             self.tabs.addTab(title)
         self.single = ExcerptGrid(1, 2, features, colormap=colormap)
         self.draws = ExcerptGrid(3, 3, features, colormap=colormap)
-        self.alone = ExcerptGrid(3, 3, features, colormap=colormap)
+        self.alone = ExcerptGrid(2, 5, features, colormap=colormap)  # original, the eight alone, their combination
         self.figure1 = WarpFilterView(features, colormap=colormap)
         self.stack = QStackedWidget()
         for view in (self.single, self.draws, self.alone, self.figure1):
@@ -273,7 +273,7 @@ class AugmentPreviewPanel(QWidget):
         titles = ["original"] + [f"{c.describe()} → {compact_description(p, c, long=True, frames_per_second=fps)}"
                                  + ("" if self.controls.is_on(k.short) else " (off)")
                                  for k, c, p in zip(KNOBS, configs, alone)] + ["switched on: " + config.describe()]
-        # nine cells: the original, each of the seven alone, and the switched-on combination
+        # ten cells: the original, each of the eight alone, and the switched-on combination
         self.alone.show_excerpts([self.preview.original] + [p.augmented for p in self.cell_previews], titles,
                                  ["the excerpt as the network sees it without augmentation"] +
                                  [p.description for p in self.cell_previews])
@@ -323,9 +323,12 @@ class AugmentPreviewPanel(QWidget):
         self.description.setText("The controls work without a file: the --augment spec on the left follows them.")
 
     def _mix_note(self, config: AugmentConfig) -> str:
-        if not config.mix_probability or self._source is None:
+        if self._source is None:
             return ""
-        return f"<br><i>Mixing partners: {self._source.partner_text}.</i>"
+        notes = [f"Mixing partners: {self._source.partner_text}."] if config.mix_probability else []
+        if config.remix_probability:
+            notes.append(f"Remix: {self._source.remix_text}")
+        return "".join(f"<br><i>{note}</i>" for note in notes)
 
     def _update_spec(self) -> None:
         self.spec.setText(augment_spec(self.config()))

@@ -154,3 +154,29 @@ def test_evaluate_levels_out_of_range_and_snr_without_stems(stem_data, model_fil
         (lone / f"beta{suffix}").write_bytes((folder / f"beta{suffix}").read_bytes())
     code, _, err = run_cli(["evaluate", "--model", model_file, "--data", lone, "--snr=0"])
     assert_one_line_error(code, err, "--snr needs stems", "beta.wav")
+
+
+def test_the_preview_remixes_through_the_training_code(stem_data):
+    from engine.preview import preview_excerpt
+    from engine.remix import RemixPool
+
+    folder, data, model = stem_data
+    mix = next(d for d in data if d.track.name == "alpha")
+    config = AugmentConfig(remix_probability=1.0)
+    source_frames = config.source_frames(model.model_config.excerpt_frames)
+    pool = RemixPool.for_file(mix, source_frames=source_frames, context=model.model_config.context_frames,
+                              features=model.features)
+    common = dict(config=config, seed=4, features=model.features, normalization=model.normalization)
+    remixed = preview_excerpt(mix.linear, 200, remix=pool, **common)
+    assert remixed.description.startswith("remix ") and not np.allclose(remixed.augmented, remixed.original)
+    # the same numbers as the batch code: the pool's apply on the cut excerpt
+    from engine.preview import cut_excerpt
+    source = cut_excerpt(mix.linear, 200, source_frames)[None]
+    half = source_frames // 2
+    expected = pool[0].apply(source, torch.tensor([pool[1] + 200]), remixed.draw, torch.arange(-half, half + 1))
+    from engine.augment import augment_excerpts
+    again = augment_excerpts(expected, remixed.draw, config=config, features=model.features,
+                             normalization=model.normalization)
+    np.testing.assert_allclose(remixed.augmented, again[0].numpy(), atol=1e-6)
+    plain = preview_excerpt(mix.linear, 200, **common)  # no stems given: said, not pretended
+    assert plain.description == "not remixed" and np.array_equal(plain.augmented, plain.original)

@@ -30,7 +30,8 @@ from svgui.widgets.augment_preview import HINT, AugmentPreviewPanel
 from tests.svgui.test_playback import FakeMediaPlayer
 
 DEMO = "jamendolyrics_Fantasma_-_Los_Rombos_5-35s"
-STRENGTHS = {"pitch": 30, "stretch": 30, "loudness": 10, "filter": 10, "mix": 1.0, "dropout": 0.2, "noise": 0.5}
+STRENGTHS = {"pitch": 30, "stretch": 30, "loudness": 10, "filter": 10, "mix": 1.0, "dropout": 0.2, "noise": 0.5,
+             "remix": 1.0}
 
 
 @lru_cache(maxsize=1)
@@ -101,6 +102,9 @@ def test_each_control_changes_the_picture_and_the_printed_values(panel):
         panel.controls.set_strength(knob.short, STRENGTHS[knob.short])  # switches it on, like a slider move
         assert panel.controls.is_on(knob.short)
         panel.refresh_now()
+        if knob.short == "remix":  # the demo song has no stems: said, and the picture stays
+            assert "not remixed" in panel.description.text() and "Remix: not here: no stems" in panel.description.text()
+            continue
         assert not np.array_equal(shown(panel), before_image), knob.short
         assert panel.description.text() != before_text and knob.short in panel.description.text(), knob.short
         assert getattr(panel.config(), knob.field) == pytest.approx(STRENGTHS[knob.short] / knob.scale)
@@ -197,7 +201,7 @@ def test_grids_show_nine_draws_and_each_augmentation_alone_and_export_png(panel,
 
     panel.set_mode("alone")
     panel.refresh_now()
-    assert len(panel.cell_previews) == 8  # seven alone + the switched-on combination
+    assert len(panel.cell_previews) == 9  # eight alone (the seven and remix) + the switched-on combination
     np.testing.assert_array_equal(panel.alone.images[0].image.T, panel.preview.original)
     titles = [title.text() for title in panel.alone.titles]
     assert titles[0] == "original" and titles[1].startswith("pitch ±30 %") and "(off)" in titles[3]
@@ -377,3 +381,23 @@ def test_main_window_has_the_panel_as_a_dock_toggled_from_the_view_menu(qtbot, e
     window.spectrogram.timeClicked.emit(3.5)
     assert window.augment_preview._time_s == 3.5
     window.workers.stop_all()
+
+
+def test_a_file_with_stems_is_remixed_in_the_preview(qtbot, env, tmp_path):
+    from tests.engine.test_stems import VOICED, write_stem_song
+
+    mix = write_stem_song(tmp_path / "stems", "alpha", VOICED["alpha"], 0)
+    decoded = decode_and_analyse(mix)
+    doc = Document()
+    doc.set_audio(decoded.path, decoded.samples, decoded.log_mel)
+    panel = make_panel(qtbot, doc)
+    panel.set_time(1.5)
+    panel.controls.switch_all_off()
+    panel.refresh_now()
+    before = shown(panel)
+    panel.controls.set_strength("remix", 1.0)
+    panel.refresh_now()
+    text = panel.description.text()
+    assert "remix " in text and "dB vocals" in text and "vocals over its own accompaniment" in text
+    assert not np.array_equal(shown(panel), before)
+    np.testing.assert_array_equal(shown(panel), panel.preview.augmented)

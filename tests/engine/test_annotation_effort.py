@@ -1,8 +1,9 @@
 """The simulated annotator's edit count: inserts, deletes, boundary moves over 50 ms."""
 
+import numpy as np
 import pytest
 
-from engine.annotation_effort import Edit, count_edits, edits_inside
+from engine.annotation_effort import Edit, count_edits, edits_inside, file_effort, pooled
 
 
 def kinds(result):
@@ -53,3 +54,18 @@ def test_edits_inside_spans_count_any_overlap():
     assert edits_inside(edits, [(1.1, 2.0), (5.9, 7.0)]) == 2
     assert edits_inside(edits, [(2.0, 4.0)]) == 0
     assert edits_inside([Edit("move", 3.0, 3.0)], [(2.0, 4.0)]) == 1
+
+
+def test_file_effort_smooths_and_thresholds_as_the_app_then_counts():
+    fps = 70.0
+    truth = np.zeros(700, dtype=bool)
+    truth[140:420] = True                              # voice 2-6 s
+    probabilities = np.full(700, 0.1)
+    probabilities[175:420] = 0.9                       # starts 0.5 s late
+    probabilities[560:567] = 0.95                      # a 0.1 s blip: the 800 ms median removes it
+    effort = file_effort("song", probabilities, truth, threshold=0.5, frames_per_second=fps)
+    assert [e.kind for e in effort.edits.edits] == ["move"]
+    assert effort.edits.edits[0].start_s == pytest.approx(2.0) and effort.edits.edits[0].end_s == pytest.approx(2.5)
+    assert effort.counts.fn == 35 and effort.counts.fp <= 1  # the even 56-frame median may end a frame late
+    counts, edits = pooled([effort, effort])
+    assert counts.fn == 70 and edits.count() == 2 and edits.duration_s == pytest.approx(20.0)

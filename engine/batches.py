@@ -107,7 +107,6 @@ class AugmentedBatches:
         self.source_offsets = torch.arange(-(source // 2), source // 2 + 1, device=device)
         self.excerpt_offsets = torch.arange(length, device=device)
         self.wide_offsets = torch.arange(-self.extra, length + self.extra, device=device)
-        self.wide_offsets = torch.arange(-self.extra, length + self.extra, device=device)
         self.context = context
         self.generator = torch.Generator(device=device).manual_seed(seed)
         self.remix = None

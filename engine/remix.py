@@ -105,6 +105,12 @@ class RemixPool:
             out = source.clone()
             out[rows] = self._mix(local[rows], centres[rows], draw, rows, offsets)
             return out
+        return self.apply_selecting(source, centres, draw, offsets)
+
+    def apply_selecting(self, source: torch.Tensor, centres: torch.Tensor, draw, offsets: torch.Tensor) -> torch.Tensor:
+        """``apply`` as a GPU runs it: every row remixed, then the drawn ones selected (no host sync)."""
+        local = self.local[centres]
+        remixed = draw.remixed.to(source.device) & (local >= 0)
         rows = torch.arange(len(centres), device=source.device)
         return torch.where(remixed[:, None, None], self._mix(local, centres, draw, rows, offsets), source)
 

@@ -47,7 +47,7 @@ from engine.errors import DatasetError, EngineError
 from engine.evaluate import smooth_probabilities
 from engine.precision import choose_precision
 from engine.predict import predict_samples
-from engine.robustness import sweep_gains
+from engine.robustness import LevelSweep, sweep_gains
 from engine.train import TrainProgress, checkpoint_path_for, train
 from svgui.tasks import result_of
 
@@ -314,6 +314,37 @@ def run_folder_comparison(model_paths: Sequence[Path], folder: Path, *,
         scores = result_of(score_tracks(model, tracks, cache=cache, description=description), ScoredSet)
         results.append((yield from _model_steps(scores, index, len(model_paths))))
     return Comparison(tuple(map(Path, model_paths)), distinct_names(names, model_paths), tuple(results))
+
+
+@dataclass(frozen=True)
+class GainComparison:
+    """Two or more models' figures at each input gain on one folder (each at its own threshold)."""
+
+    paths: tuple[Path, ...]
+    names: tuple[str, ...]
+    sweeps: tuple[LevelSweep, ...]
+    description: str
+
+
+DEFAULT_GAINS_DB = (-18.0, -12.0, -6.0, 0.0, 6.0)  # issue 12's robustness table
+
+
+def run_gain_comparison(model_paths: Sequence[Path], folder: Path, *, gains_db: Sequence[float] = DEFAULT_GAINS_DB,
+                        device: str | None = None) -> Generator[ModelStep, None, GainComparison]:
+    """Each model's error, recall and specificity at every gain (``engine.robustness.sweep_gains``)."""
+    tracks, description = evaluation_tracks(folder, split="valid")
+    cache = SpectrogramCache()
+    sweeps, names = [], []
+    for index, path in enumerate(model_paths):
+        model = load_model(path, device=pick_device(device))
+        names.append(model.name)
+        data = [load_track(t, config=model.features, cache=cache) for t in tracks]
+        if any(d.targets is None for d in data):
+            raise DatasetError(f"{folder}: every file needs labels to score against")
+        sweep = sweep_gains(model, data, gains_db, threshold=model.threshold)
+        sweeps.append((yield from _model_steps(sweep, index, len(model_paths))))
+    return GainComparison(tuple(map(Path, model_paths)), distinct_names(names, model_paths), tuple(sweeps),
+                          description)
 
 
 @dataclass(frozen=True)

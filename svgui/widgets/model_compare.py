@@ -1,4 +1,5 @@
-"""Two models side by side: both probability curves on the open file, or their figures on a folder.
+"""Two models side by side: both probability curves on the open file, their figures on a folder, or
+their error against input gain on a folder (robustness to level, issue 12).
 
 The predictions and scores run in worker threads (``svgui.model_jobs.run_curve_comparison`` and
 ``run_folder_comparison``); the widget draws what comes back.
@@ -34,7 +35,16 @@ from PySide6.QtWidgets import (
 from engine.evaluate import count_errors
 from engine.labels import intervals_to_targets
 from svgui.document import Document
-from svgui.model_jobs import Comparison, Curves, ModelStep, run_curve_comparison, run_folder_comparison, same_file
+from svgui.model_jobs import (
+    Comparison,
+    Curves,
+    GainComparison,
+    ModelStep,
+    run_curve_comparison,
+    run_folder_comparison,
+    run_gain_comparison,
+    same_file,
+)
 from svgui.widgets.colormaps import LEFT_AXIS_WIDTH_PX, TRUTH_COLOR, with_alpha
 from svgui.widgets.region_layer import IntervalBand
 from svgui.widgets.time_axis import TimeAxisItem
@@ -68,6 +78,10 @@ class ModelComparison(QGroupBox):
         self.compare_folder_button.setToolTip("Figures of both models on a labelled folder (a Jamendo root: its "
                                               "valid split), side by side")
         self.compare_folder_button.clicked.connect(self._compare_folder_dialog)
+        self.compare_gains_button = QPushButton("Gains on a Folder…")
+        self.compare_gains_button.setToolTip("Error of both models against input gain (−18 … +6 dB) on a labelled "
+                                             "folder, each at its own threshold: which one is robust to level")
+        self.compare_gains_button.clicked.connect(self._compare_gains_dialog)
         self.compare_status = QLabel("Pick two models.")
         self.compare_status.setWordWrap(True)
         row = QHBoxLayout()
@@ -77,6 +91,7 @@ class ModelComparison(QGroupBox):
         row.addWidget(self.compare_b, 1)
         row.addWidget(self.compare_file_button)
         row.addWidget(self.compare_folder_button)
+        row.addWidget(self.compare_gains_button)
 
         self.curve_canvas = pg.GraphicsLayoutWidget()
         self.curve_plot = self.curve_canvas.addPlot(axisItems={"bottom": TimeAxisItem("bottom")})
@@ -99,8 +114,16 @@ class ModelComparison(QGroupBox):
         self.figures.verticalHeader().setDefaultSectionSize(22)
         self.figures.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.figures.setMinimumWidth(320)
+        self.gain_canvas = pg.PlotWidget()
+        self.gain_canvas.setMenuEnabled(False)
+        self.gain_canvas.setMouseEnabled(x=False, y=False)
+        self.gain_canvas.setLabel("bottom", "input gain (dB)")
+        self.gain_canvas.setLabel("left", "error (%)")
+        self.gain_canvas.showGrid(x=True, y=True, alpha=0.2)
+        self.gain_canvas.hide()  # in place of the curve plot while a gain comparison is shown
         results = QSplitter(Qt.Orientation.Horizontal)
         results.addWidget(self.curve_canvas)
+        results.addWidget(self.gain_canvas)
         results.addWidget(self.figures)
         results.setStretchFactor(0, 3)
         results.setStretchFactor(1, 2)
@@ -128,6 +151,7 @@ class ModelComparison(QGroupBox):
         enough = self.compare_a.count() >= 2
         self.compare_file_button.setEnabled(enough)
         self.compare_folder_button.setEnabled(enough)
+        self.compare_gains_button.setEnabled(enough)
         if not enough:
             self.compare_status.setText("Comparing needs two models: train one (Model ▸ Train…) or add a file.")
 
@@ -151,6 +175,15 @@ class ModelComparison(QGroupBox):
         return self._start(Worker(run_folder_comparison, list(self.compare_paths()), Path(folder)),
                            f"scoring both models on {folder}…", self._fill_folder_figures)
 
+    def compare_gains_on_folder(self, folder: str | os.PathLike) -> bool:
+        return self._start(Worker(run_gain_comparison, list(self.compare_paths()), Path(folder)),
+                           f"scoring both models at each gain on {folder}…", self._draw_gain_curves)
+
+    def _compare_gains_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Labelled folder to compare the gain curves on")
+        if folder:
+            self.compare_gains_on_folder(folder)
+
     def _compare_folder_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Labelled folder to compare on")
         if folder:
@@ -168,8 +201,8 @@ class ModelComparison(QGroupBox):
         worker.failed.connect(self._on_failed)
         worker.cancelled.connect(self._on_done)
         self._worker, self._show_result = worker, show
-        self.compare_file_button.setEnabled(False)
-        self.compare_folder_button.setEnabled(False)
+        for button in (self.compare_file_button, self.compare_folder_button, self.compare_gains_button):
+            button.setEnabled(False)
         self.compare_status.setText(text)
         self._workers.start(worker)
         return True
@@ -198,11 +231,40 @@ class ModelComparison(QGroupBox):
     def _on_done(self) -> None:
         self._worker = None
         enough = self.compare_a.count() >= 2
-        self.compare_file_button.setEnabled(enough)
-        self.compare_folder_button.setEnabled(enough)
+        for button in (self.compare_file_button, self.compare_folder_button, self.compare_gains_button):
+            button.setEnabled(enough)
         self.compare_status.setText("")
 
+    def _show_canvas(self, gains: bool) -> None:
+        self.gain_canvas.setVisible(gains)
+        self.curve_canvas.setVisible(not gains)
+
+    def _draw_gain_curves(self, comparison: GainComparison) -> None:
+        plot = self.gain_canvas
+        plot.clear()
+        legend = plot.addLegend(offset=(8, 2), labelTextSize="8pt", brush=pg.mkBrush(255, 255, 255, 220))
+        for sweep, name, color in zip(comparison.sweeps, comparison.names, COMPARE_COLORS):
+            gains = [f.level_db for f in sweep.levels]
+            plot.plot(gains, [100 * f.counts.error for f in sweep.levels], pen=pg.mkPen(color, width=2.5),
+                      symbol="o", symbolSize=7, symbolBrush=color, symbolPen=None,
+                      name=f"{name}: spread {100 * sweep.spread:.1f} points")
+        legend.setColumnCount(1)
+        top = max(100 * max(s.errors) for s in comparison.sweeps)
+        plot.setYRange(0, top * 1.25 + 1, padding=0)  # headroom for the legend
+        plot.setTitle("error against input gain, each model at its own threshold", size="9pt")
+        self._show_canvas(True)
+        first = comparison.sweeps[0]
+        rows = [(f"error at {f.level_db:+g} dB".replace("+0 ", "0 "),
+                 [_percent(s.levels[k].counts.error) for s in comparison.sweeps]) for k, f in enumerate(first.levels)]
+        rows += [(f"recall at {first.levels[0].level_db:+g} dB", [_percent(s.levels[0].counts.recall)
+                                                                  for s in comparison.sweeps]),
+                 ("spread (worst − best)", [f"{100 * s.spread:.1f} points" for s in comparison.sweeps]),
+                 ("threshold", [f"{s.threshold:.3g}" for s in comparison.sweeps])]
+        self._fill_table(comparison.names, rows, comparison.description)
+        self.compare_status.setText(f"{comparison.description}: error of both models at each input gain.")
+
     def _draw_curves(self, curves: Curves) -> None:
+        self._show_canvas(False)
         plot, document = self.curve_plot, self._document
         for item in list(plot.listDataItems()) + [i for i in plot.items if isinstance(i, pg.InfiniteLine)]:
             plot.removeItem(item)
@@ -232,6 +294,7 @@ class ModelComparison(QGroupBox):
         self._fill_table(curves.names, rows, f"On {name}")
 
     def _fill_folder_figures(self, comparison: Comparison) -> None:
+        self._show_canvas(False)
         pooled = [r.evaluation.pooled for r in comparison.results]
         first = comparison.results[0]
         rows = [("files", [str(len(r.evaluation.per_file)) for r in comparison.results]),

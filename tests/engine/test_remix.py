@@ -76,6 +76,19 @@ def test_remixed_examples_are_vocals_over_another_songs_accompaniment(stem_data)
         assert len(matched) == 1, own  # exactly one other song's accompaniment, at some position
 
 
+def test_the_gpu_form_of_remixing_equals_the_cpu_form(stem_data):
+    _, data, model = stem_data
+    augment = AugmentConfig(remix_probability=0.5)
+    batches = AugmentedBatches(data, model, torch.device("cpu"), 0.02, 0.98, augment=augment, seed=3)
+    centres = batches.starts[::25] + batches.context
+    source = batches.linear[centres[:, None] + batches.source_offsets[None, :]]
+    draw = draw_augmentations(augment, len(centres), generator=torch.Generator().manual_seed(2))
+    rows_only = batches.remix.apply(source, centres, draw, batches.source_offsets)
+    selecting = batches.remix.apply_selecting(source, centres, draw, batches.source_offsets)
+    assert not torch.equal(rows_only, source)
+    torch.testing.assert_close(rows_only, selecting, atol=0, rtol=0)
+
+
 def test_remix_keeps_the_labels_and_is_seeded(stem_data):
     _, data, model = stem_data
     augment = AugmentConfig(remix_probability=0.5)

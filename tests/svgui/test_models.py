@@ -219,6 +219,21 @@ def test_comparing_two_models_on_the_open_file_and_on_a_folder(qtbot, env, model
         expected = engine_evaluation(path, labelled)
         assert table["error"][column] == f"{100 * expected.pooled.error:.2f} %"
         assert table["files"][column] == "3"
+
+    with qtbot.waitSignal(dialog.compared, timeout=TIMEOUT_MS) as blocker:
+        assert dialog.compare.compare_gains_on_folder(labelled)
+    comparison = blocker.args[0]
+    assert comparison.names == ("bundled-net", "my-net")
+    assert dialog.compare.gain_canvas.isVisibleTo(dialog) and not dialog.compare.curve_canvas.isVisibleTo(dialog)
+    curves = dialog.compare.gain_canvas.getPlotItem().listDataItems()
+    assert [list(c.getData()[0]) for c in curves] == [[-18.0, -12.0, -6.0, 0.0, 6.0]] * 2
+    table = dialog.compare.figures_table()
+    for column, path in enumerate((bundled, mine)):
+        zero_db = engine_evaluation(path, labelled).pooled.error  # 0 dB is the plain evaluation
+        assert table["error at 0 dB"][column] == f"{100 * zero_db:.2f} %"
+        sweep = comparison.sweeps[column]
+        assert table["spread (worst − best)"][column] == f"{100 * sweep.spread:.1f} points"
+        assert list(curves[column].getData()[1]) == pytest.approx([100 * e for e in sweep.errors])
     window.workers.stop_all()
 
 

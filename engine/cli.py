@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--augment", metavar="SPEC",
                        help="augmentations on the fly: 'paper' (pitch 0.3, stretch 0.3, filter 10 dB), 'none', "
                             "or e.g. pitch=0.3,stretch=0.3,filter=10,loudness=10,mix=0.5,dropout=0.1,noise=0.2 "
-                            "(default none; with --init the parent's)")
+                            "(default none; with --init the parent's); remix=0.5 remixes files with stems "
+                            "(NAME (accompaniment).flac beside NAME.flac, or MUSDB18-HQ folders)")
     _add_recipe(train)
     train.set_defaults(run=run_train)
 

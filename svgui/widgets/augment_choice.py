@@ -33,7 +33,8 @@ class AugmentChoice(QGroupBox):
             self.combo.addItem(text, key)
         self.edit = QLineEdit("none")
         self.edit.setToolTip("The command line's --augment spec: 'paper', 'none' or e.g. "
-                             "pitch=0.3,stretch=0.3,filter=10 (also loudness, mix, dropout, noise)")
+                             "pitch=0.3,stretch=0.3,filter=10 (also loudness, mix, dropout, noise; remix for "
+                             "files with stems)")
         self.note = QLabel()
         self.note.setWordWrap(True)
         layout = QVBoxLayout(self)

@@ -67,7 +67,7 @@ class BatchPredictDialog(QDialog):
         self._device = device
         self._worker: Worker | None = None
         self.outcomes: list[FileOutcome] = []
-        self.done: BatchDone | None = None
+        self.batch_done: BatchDone | None = None  # not "done": that is QDialog.done(), which close() calls
         self.summary_text = ""  # the summary as plain text
 
         self.model_label = QLabel()
@@ -222,7 +222,7 @@ class BatchPredictDialog(QDialog):
         if plan.foreign and not ask_replace_files(self, plan.foreign):
             self.status.setText("Not started: nothing was replaced.")
             return False
-        self.outcomes, self.done = [], None
+        self.outcomes, self.batch_done = [], None
         self.table.setRowCount(0)
         self.summary.hide()
         self.bar.setRange(0, 0)  # busy until the files are listed
@@ -278,7 +278,7 @@ class BatchPredictDialog(QDialog):
     def _on_finished(self, done: BatchDone) -> None:
         self._worker = None
         self._set_running(False)
-        self.done = done
+        self.batch_done = done
         self._summarize(done.outcomes, done.manifests)
         self.batchFinished.emit(done)
 

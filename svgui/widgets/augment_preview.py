@@ -160,7 +160,7 @@ class AugmentPreviewPanel(QWidget):
         self._controls_box.setMaximumWidth(16777215 if vertical else CONTROLS_WIDTH_PX)
         # beside the main views (1280×800) the pictures give up a little height so all of it fits
         for view in (self.single, self.draws, self.alone, self.figure1):
-            view.setMinimumSize(360, 180 if vertical else 220)
+            view.setMinimumSize(360, 150 if vertical else 220)
 
     def orientation(self) -> Qt.Orientation:
         vertical = self._layout.direction() == QBoxLayout.Direction.TopToBottom

@@ -337,6 +337,7 @@ class EvaluateDialog(QDialog):
         self.gain_plot.setTitle(f"spread {100 * sweep.spread:.1f} points (worst − best error), "
                                 f"threshold {sweep.threshold:.3g} from 0 dB", size="9pt")
         self.gain_plot.setYRange(0, 118, padding=0)  # headroom above 100 % for the legend
+        self.gain_plot.getAxis("bottom").setTicks([[(g, f"{g:+g}".replace("+0", "0")) for g in gains]])
         self.gain_plot.getAxis("left").setTicks([[(v, f"{v}") for v in range(0, 101, 20)]])
         self.gain_plot.show()
 

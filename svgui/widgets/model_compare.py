@@ -250,7 +250,9 @@ class ModelComparison(QGroupBox):
                       name=f"{name}: spread {100 * sweep.spread:.1f} points")
         legend.setColumnCount(1)
         top = max(100 * max(s.errors) for s in comparison.sweeps)
-        plot.setYRange(0, top * 1.25 + 1, padding=0)  # headroom for the legend
+        plot.setYRange(0, max(top * 1.5, 10.0), padding=0)  # headroom for the legend
+        plot.getAxis("bottom").setTicks([[(f.level_db, f"{f.level_db:+g}".replace("+0", "0"))
+                                          for f in comparison.sweeps[0].levels]])
         plot.setTitle("error against input gain, each model at its own threshold", size="9pt")
         self._show_canvas(True)
         first = comparison.sweeps[0]

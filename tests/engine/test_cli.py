@@ -1,7 +1,7 @@
 """End-to-end tests of `svgui-engine`: train, info, predict in every format, evaluate, errors, resume."""
 
 import contextlib
-import functools
+import dataclasses
 import io
 import json
 import shutil
@@ -46,10 +46,15 @@ def corpus(tmp_path_factory):
 
 @contextlib.contextmanager
 def small_network():
-    """The CLI has no model-size flag: inject the reduced network into engine.train.train."""
+    """The CLI has no model-size flag: inject the reduced widths into engine.train.train (the
+    recipe flags' variant fields pass through)."""
     original = engine.train.train
+
+    def train_small(*args, model_config=ModelConfig(), **kwargs):
+        small = dataclasses.replace(model_config, conv_channels=SMALL.conv_channels, dense_units=SMALL.dense_units)
+        return original(*args, model_config=small, **kwargs)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("engine.train.train", functools.partial(original, model_config=SMALL))
+        patch.setattr("engine.train.train", train_small)
         yield
 
 
@@ -560,10 +565,13 @@ def test_wrong_tensor_shapes_give_one_line(model_path, tmp_path, capsys):
 # --- SIGTERM: a scheduler's stop saves a checkpoint, like Ctrl+C ----------------------------------
 
 # The real `svgui-engine train` entry point, with the reduced network the other tests use.
-SMALL_CLI = ("import functools, sys, engine.train, engine.cli\n"
+SMALL_CLI = ("import dataclasses, sys, engine.train, engine.cli\n"
              "from engine.config import ModelConfig\n"
-             "engine.train.train = functools.partial(engine.train.train, "
-             "model_config=ModelConfig(conv_channels=(8, 8, 16, 8), dense_units=(32, 16)))\n"
+             "original = engine.train.train\n"
+             "def train_small(*args, model_config=ModelConfig(), **kwargs):\n"
+             "    return original(*args, model_config=dataclasses.replace(model_config, "
+             "conv_channels=(8, 8, 16, 8), dense_units=(32, 16)), **kwargs)\n"
+             "engine.train.train = train_small\n"
              "sys.exit(engine.cli.main(sys.argv[1:]))\n")
 
 

@@ -185,8 +185,11 @@ def test_a_studys_fingerprint_ignores_auto_and_follows_an_explicit_precision(tmp
     assert as_before.fingerprint(run) != plan.fingerprint(run)
     # the fingerprint of "auto" is the one of a plan written before the field existed
     payload = {"data": {k: str(v) if hasattr(v, "as_posix") else v for k, v in vars(plan.data).items()},
-               "train": {k: v for k, v in config_to_dict(plan.train).items() if k != "precision"},
-               "model": config_to_dict(plan.model), "augment": config_to_dict(run.variant.augment_config),
+               # nor the network/training variant fields (engine.experiments.plan.RECIPE_*_KEYS)
+               "train": {k: v for k, v in config_to_dict(plan.train).items() if k not in ("precision", "optimizer")},
+               "model": {k: v for k, v in config_to_dict(plan.model).items()
+                         if k not in ("architecture", "conv5_channels", "input_norm", "first_conv")},
+               "augment": config_to_dict(run.variant.augment_config),
                "seed": run.seed, "fold": run.fold, "test_modes": plan.test_modes(run.variant)}
     old = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
     assert plan.fingerprint(run) == old

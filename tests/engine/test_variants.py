@@ -262,8 +262,16 @@ def test_train_command_flags_choose_the_recipe(capsys):
     assert "invalid choice: 'layer'" in err and all(name in err for name in ("fixed", "instance", "pcen"))
 
 
-@pytest.mark.slow
-def test_train_command_trains_the_recipe_it_is_given(songs, tmp_path, capsys):
+def test_train_command_trains_the_recipe_it_is_given(songs, tmp_path, capsys, monkeypatch):
+    import dataclasses
+
+    import engine.train
+
+    original = engine.train.train
+
+    def train_tiny(*args, model_config=ModelConfig(), **kwargs):  # the CLI has no width flags
+        return original(*args, model_config=dataclasses.replace(model_config, **TINY), **kwargs)
+    monkeypatch.setattr("engine.train.train", train_tiny)
     folder = songs[0].track.audio_path.parent
     out = tmp_path / "cli.safetensors"
     code = main(["train", "--train", str(folder), "--out", str(out), "--updates", "2", "--validate-every", "0",
@@ -271,7 +279,8 @@ def test_train_command_trains_the_recipe_it_is_given(songs, tmp_path, capsys):
                  "--input-norm", "instance", "--first-conv", "zero-mean", "--precision", "fp32"])
     assert code == 0
     model = load_model(out)
-    assert model.model_config == ModelConfig(architecture="thesis", input_norm="instance", first_conv="zero-mean")
+    assert model.model_config == ModelConfig(architecture="thesis", input_norm="instance", first_conv="zero-mean",
+                                             **TINY)
     assert model.metadata["train_config"]["optimizer"] == "adam"
     assert model.metadata["train_config"]["learning_rate"] == 0.001  # Adam's own rate unless --learning-rate
     capsys.readouterr()

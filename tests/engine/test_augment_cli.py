@@ -1,7 +1,6 @@
 """`svgui-engine augment` (PNG / .npy preview of one excerpt) and `svgui-engine train --augment`."""
 
 import contextlib
-import functools
 import io
 import struct
 
@@ -17,7 +16,7 @@ from engine.datasets import Track, load_track
 from engine.features import linear_to_mel, log_compress
 from engine.normalize import compute_normalization
 from engine.preview import cut_excerpt, preview_excerpt
-from tests.cli_helpers import assert_one_line_error
+from tests.cli_helpers import assert_one_line_error, with_widths
 from tests.synth import random_voiced, write_song
 
 SMALL = ModelConfig(conv_channels=(8, 8, 16, 8), dense_units=(32, 16))
@@ -192,7 +191,7 @@ def corpus(tmp_path_factory):
 def small_network():
     original = engine.train.train
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("engine.train.train", functools.partial(original, model_config=SMALL))
+        patch.setattr("engine.train.train", with_widths(original, SMALL))
         yield
 
 

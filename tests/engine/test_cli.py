@@ -1,7 +1,6 @@
 """End-to-end tests of `svgui-engine`: train, info, predict in every format, evaluate, errors, resume."""
 
 import contextlib
-import dataclasses
 import io
 import json
 import shutil
@@ -26,7 +25,7 @@ from engine.export import FORMATS, MANIFEST_NAME
 from engine.labels import format_audacity, format_lab
 from engine.predict import predict_file, predict_linear
 from engine.train import checkpoint_path_for
-from tests.cli_helpers import assert_one_line_error
+from tests.cli_helpers import assert_one_line_error, with_widths
 from tests.synth import random_voiced, write_song
 
 SMALL = ModelConfig(conv_channels=(8, 8, 16, 8), dense_units=(32, 16))
@@ -48,13 +47,8 @@ def corpus(tmp_path_factory):
 def small_network():
     """The CLI has no model-size flag: inject the reduced widths into engine.train.train (the
     recipe flags' variant fields pass through)."""
-    original = engine.train.train
-
-    def train_small(*args, model_config=ModelConfig(), **kwargs):
-        small = dataclasses.replace(model_config, conv_channels=SMALL.conv_channels, dense_units=SMALL.dense_units)
-        return original(*args, model_config=small, **kwargs)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("engine.train.train", train_small)
+        patch.setattr("engine.train.train", with_widths(engine.train.train, SMALL))
         yield
 
 

@@ -1,7 +1,6 @@
 """What users read: one-line warnings without our source lines, 'n/a' for undefined figures."""
 
 import contextlib
-import functools
 import io
 import os
 import pickle
@@ -15,6 +14,7 @@ import pytest
 import engine.train
 from engine.cli import main
 from engine.config import ModelConfig
+from tests.cli_helpers import with_widths
 from tests.synth import write_song
 
 SMALL = ModelConfig(conv_channels=(8, 8, 16, 8), dense_units=(32, 16))
@@ -36,7 +36,7 @@ def test_training_on_one_class_data_says_recall_n_a(tmp_path):
         write_song(tmp_path / "train" / f"song{i}.wav", 4.0, [], seed=i)
     out, err = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        patch.setattr("engine.train.train", functools.partial(engine.train.train, model_config=SMALL))
+        patch.setattr("engine.train.train", with_widths(engine.train.train, SMALL))
         code = main(["train", "--train", str(tmp_path / "train"), "--out", str(tmp_path / "m.safetensors"),
                      "--updates", "4", "--validate-every", "2", "--device", "cpu"])
     text = out.getvalue() + err.getvalue()

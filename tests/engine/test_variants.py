@@ -331,3 +331,48 @@ def _rewrite_header(path: Path, change) -> None:
         header = json.loads(handle.metadata()["svgui"])
     tensors = load_file(str(path))
     save_file(tensors, str(path), metadata={"svgui": json.dumps(change(header))})
+
+
+def test_a_study_trains_each_variant_with_its_recipe(tmp_path):
+    from engine.experiments.runner import run_study
+    from engine.experiments.store import StudyStore
+
+    for i in range(6):
+        write_song(tmp_path / "songs" / f"song{i}.wav", 3.0, [(0.4 + 0.1 * i, 2.2)], seed=i)
+    (tmp_path / "plan.toml").write_text("""
+repetitions = 1
+tta = false
+[data]
+path = "songs"
+valid_fraction = 0.34
+test_fraction = 0.34
+[train]
+updates = 3
+batch_size = 8
+validate_every = 0
+checkpoint_every = 0
+[model]
+conv_channels = [4, 4, 6, 4]
+dense_units = [8, 6]
+conv5_channels = 5
+[[variant]]
+name = "thesis with Adam, instance normalization"
+key = "thesis"
+architecture = "thesis"
+optimizer = "adam"
+input_norm = "instance"
+""")
+    plan = load_plan(tmp_path / "plan.toml")
+    result = run_study(plan, tmp_path / "study", threads=1)
+    assert result.finished == ["none/rep1", "thesis/rep1"] and not result.failed
+    store = StudyStore(tmp_path / "study")
+    records = {run.run_id: store.record(run) for run in plan.runs()}
+    assert records["thesis/rep1"]["recipe"] == {"architecture": "thesis", "optimizer": "adam", "input_norm": "instance"}
+    assert records["none/rep1"]["baseline"] and not records["thesis/rep1"]["baseline"]
+    thesis = load_model(store.run_dir(plan.runs()[1]) / "model.safetensors")
+    assert (thesis.model_config.architecture, thesis.model_config.input_norm) == ("thesis", "instance")
+    assert thesis.metadata["train_config"]["optimizer"] == "adam"
+    assert thesis.metadata["train_config"]["learning_rate"] == 0.001
+    baseline = load_model(store.run_dir(plan.runs()[0]) / "model.safetensors")
+    assert baseline.model_config.architecture == "paper" and baseline.metadata["train_config"]["optimizer"] == \
+        "sgd-nesterov"

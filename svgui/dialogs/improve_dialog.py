@@ -99,6 +99,12 @@ class ImproveDialog(QDialog):
         self.view.log.setMinimumHeight(60)
         self.view.log.setMaximumHeight(130)
         self.view.plots.canvas.setMinimumHeight(200)
+        # No validation curve here (the held-out files are compared at the end): loss and rate only.
+        plots = self.view.plots
+        plots.canvas.removeItem(plots.valid_plot)
+        plots.rate_plot.getAxis("bottom").setStyle(showValues=True)
+        plots.rate_plot.getAxis("bottom").setHeight(None)
+        plots.rate_plot.setLabel("bottom", "updates")
         self.view.hint.setText("The main window stays usable meanwhile; closing this window keeps the run going "
                                "(Model ▸ Improve Model with My Annotations… shows it again).")
         self.table = QTableWidget(0, len(RESULT_COLUMNS))

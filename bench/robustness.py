@@ -1,7 +1,8 @@
 """Robustness of a model on its own validation songs: error, recall, specificity per gain and per ratio.
 
     python bench/robustness.py [--model resources/models/svgui-musdb7.safetensors]
-        [--data ../shared/data/musdb7-train] [--gains -18,-12,-6,0,6] [--snr -12,-6,0,6] [--json]
+        [--songs-from MODEL] [--data ../shared/data/musdb7-train] [--gains -18,-12,-6,0,6]
+        [--snr -12,-6,0,6] [--json]
 
 Links the model's ``validation_songs`` (its metadata) from ``--data`` into a temporary folder and
 runs ``svgui-engine evaluate --gains ... --snr ...`` on it, at the model's threshold (chosen at 0 dB):
@@ -24,14 +25,17 @@ from engine.resources import bundled_model_path
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=bundled_model_path())
+    parser.add_argument("--songs-from", type=Path, metavar="MODEL",
+                        help="take the validation songs from this model's metadata (default: --model's)")
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/musdb7-train")
     parser.add_argument("--gains", default="-18,-12,-6,0,6")
     parser.add_argument("--snr", default="-12,-6,0,6")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    songs = load_model(args.model).metadata.get("validation_songs")
+    songs_from = args.songs_from or args.model
+    songs = load_model(songs_from).metadata.get("validation_songs")
     if not songs:
-        sys.exit(f"{args.model} records no validation_songs")
+        sys.exit(f"{songs_from} records no validation_songs (give --songs-from the bundled model)")
     with tempfile.TemporaryDirectory() as folder:
         for path in sorted(args.data.iterdir()):
             if any(path.name.startswith(song + ".") or path.name.startswith(song + " (") for song in songs):

@@ -193,3 +193,26 @@ def test_the_preview_remixes_through_the_training_code(stem_data):
     np.testing.assert_allclose(remixed.augmented, again[0].numpy(), atol=1e-6)
     plain = preview_excerpt(mix.linear, 200, **common)  # no stems given: said, not pretended
     assert plain.description == "not remixed" and np.array_equal(plain.augmented, plain.original)
+
+
+def test_musdb_hq_trains_with_remixing_and_evaluates_with_snr(tmp_path, model_file):
+    """MUSDB18-HQ as distributed: no label files anywhere; labels from the vocal stems."""
+    from tests.engine.test_cli import small_network
+    from tests.engine.test_stems import write_musdb_song
+
+    for split, songs in (("train", ("alpha", "beta", "gamma")), ("test", ("beta",))):
+        for seed, name in enumerate(songs):
+            write_musdb_song(tmp_path / "musdb" / split / name, VOICED[name], seed + (10 if split == "test" else 0))
+    out = tmp_path / "net.safetensors"
+    with small_network():
+        code, _, err = run_cli(["train", "--train", tmp_path / "musdb", "--out", out, "--updates", 3,
+                                "--validate-every", 0, "--augment", "remix=1,pitch=0.1"])
+    assert code == 0, err
+    code, stdout, err = run_cli(["info", out])
+    assert "remix p=1" in stdout and "MUSDB18-HQ" in stdout
+    code, stdout, err = run_cli(["evaluate", "--model", model_file, "--data", tmp_path / "musdb", "--snr=-6,6",
+                                 "--gains=0,-6", "--json"])
+    assert code == 0, err
+    report = json.loads(stdout)
+    assert report["per_file"][0]["name"] == "beta" and report["snr"]["n_files"] == 1
+    assert [level["ratio_db"] for level in report["snr"]["levels"]] == [-6.0, 6.0]

@@ -82,12 +82,19 @@ def draw_augmentations(config: AugmentConfig, batch_size: int, *, generator: tor
         mixed = torch.zeros_like(mixed)
     dropout = torch.rand(batch_size, frames, n_mels, generator=generator, device=generator.device)
     noise = torch.randn(batch_size, frames, n_mels, generator=generator, device=generator.device)
-    # Drawn last, so that the seven's draws are what they were before remixing existed.
-    remix = dict(
-        remixed=torch.rand(batch_size, generator=generator, device=generator.device) < config.remix_probability,
-        remix_ratio_db=_uniform(batch_size, config.remix_min_ratio_db, config.remix_max_ratio_db, generator),
-        remix_gain_db=_uniform(batch_size, -config.remix_max_gain_db, config.remix_max_gain_db, generator),
-        remix_song_u=_uniform(batch_size, 0.0, 1.0, generator), remix_frame_u=_uniform(batch_size, 0.0, 1.0, generator))
+    # Drawn last, and only when remixing is on, so that a seed without remixing gives the same
+    # batches (and the same trained model) as before remixing existed.
+    if config.remix_probability:
+        remix = dict(
+            remixed=torch.rand(batch_size, generator=generator, device=generator.device) < config.remix_probability,
+            remix_ratio_db=_uniform(batch_size, config.remix_min_ratio_db, config.remix_max_ratio_db, generator),
+            remix_gain_db=_uniform(batch_size, -config.remix_max_gain_db, config.remix_max_gain_db, generator),
+            remix_song_u=_uniform(batch_size, 0.0, 1.0, generator),
+            remix_frame_u=_uniform(batch_size, 0.0, 1.0, generator))
+    else:
+        zeros = torch.zeros(batch_size, device=generator.device)
+        remix = dict(remixed=torch.zeros(batch_size, dtype=torch.bool, device=generator.device),
+                     remix_ratio_db=zeros, remix_gain_db=zeros, remix_song_u=zeros, remix_frame_u=zeros)
     return AugmentDraw(**remix,
         pitch_factor=pitch, stretch_factor=stretch, loudness_db=loudness, filter_db=gain,
         filter_centre_hz=log_centre.exp(), filter_width_semitones=width,

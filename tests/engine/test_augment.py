@@ -321,12 +321,15 @@ def test_switching_one_augmentation_off_keeps_the_others_draws(switched_off):
     part = draw_augmentations(reduced, 16, generator=gen(9), n_partners=50)
     affected = {"pitch": {"pitch_factor"}, "stretch": {"stretch_factor"}, "loudness": {"loudness_db"},
                 "filter": {"filter_db"}, "mix": {"mix_fraction", "mix_partner"}, "dropout": {"dropout_mask"},
-                "noise": {"noise"}, "remix": {"remixed"}}[switched_off]
+                "noise": {"noise"},
+                # remixing off draws nothing (seeds keep their pre-remix batches): its values are all neutral
+                "remix": {"remixed", "remix_ratio_db", "remix_gain_db", "remix_song_u", "remix_frame_u"}}[switched_off]
     for name in full.__dataclass_fields__:
         same = torch.equal(getattr(full, name), getattr(part, name))
         assert same != (name in affected), name
     neutral = {"pitch_factor": 1.0, "stretch_factor": 1.0, "loudness_db": 0.0, "filter_db": 0.0,
-               "mix_fraction": 0.0, "mix_partner": -1, "dropout_mask": False, "noise": 0.0, "remixed": False}
+               "mix_fraction": 0.0, "mix_partner": -1, "dropout_mask": False, "noise": 0.0, "remixed": False,
+               "remix_ratio_db": 0.0, "remix_gain_db": 0.0, "remix_song_u": 0.0, "remix_frame_u": 0.0}
     for name in affected:
         assert (getattr(part, name) == neutral[name]).all(), name
 
@@ -424,3 +427,22 @@ def test_tta_frequency_scaling_agrees_with_the_training_warp_at_stretch_one(fact
         assert tta.shape == trained.shape == (1, frames, OUT_BINS)
         scale = float(linear.abs().max())
         torch.testing.assert_close(trained / scale, tta / scale, atol=atol, rtol=0)
+
+
+def test_a_draw_without_remixing_consumes_the_generator_as_before_remixing_existed():
+    # Seeded trainings without remix must give the batches (and models) they gave before it was added:
+    # the draw then consumes exactly the seven augmentations' random numbers, in their order.
+    batch, frames, n_mels = 4, ModelConfig.excerpt_frames, FeatureConfig.n_mels
+    drawn, replayed = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    draw_augmentations(AugmentConfig.paper(), batch, generator=drawn, n_partners=3)
+    for _ in range(6):
+        torch.rand(batch, generator=replayed, dtype=torch.float64)
+    torch.rand(batch, generator=replayed)
+    torch.rand(batch, generator=replayed, dtype=torch.float64)
+    torch.randint(3, (batch,), generator=replayed)
+    torch.rand(batch, frames, n_mels, generator=replayed)
+    torch.randn(batch, frames, n_mels, generator=replayed)
+    assert torch.equal(drawn.get_state(), replayed.get_state())
+    with_remix = torch.Generator().manual_seed(5)
+    draw_augmentations(AugmentConfig(max_pitch=0.3, remix_probability=0.5), batch, generator=with_remix, n_partners=3)
+    assert not torch.equal(with_remix.get_state(), replayed.get_state())

@@ -8,6 +8,7 @@ A plan file looks like this (every key but ``data.path`` has a default)::
     tta = true                 # also evaluate every model with test-time augmentation
     grid_tta = true            # ... the [grid] variants too (a [[variant]] may say tta = false)
     threshold = "validation"   # figure reported: at the validation threshold, or "oracle"
+    gains = [-18, -12, -6, 0, 6]  # also score every model's test files at these input gains (dB)
 
     [data]
     kind = "folder"            # "folder" (seeded train/valid/test), "jamendo" (official split), "kfold"
@@ -51,8 +52,9 @@ from engine.optim import default_learning_rate
 DATA_KINDS = ("folder", "jamendo", "kfold")
 THRESHOLD_RULES = ("validation", "oracle")
 BASELINE_KEY = "none"
-PLAN_KEYS = {"name", "description", "repetitions", "seed", "tta", "grid_tta", "threshold", "data", "train", "model",
-             "variant", "grid"}
+PLAN_KEYS = {"name", "description", "repetitions", "seed", "tta", "grid_tta", "threshold", "gains", "data", "train",
+             "model", "variant", "grid"}
+MAX_GAIN_DB = 60.0  # beyond this a gain is a typo, not a recording level
 DATA_KEYS = {"kind", "path", "extra_train", "valid_fraction", "test_fraction", "split_seed", "group", "folds",
              "fold_lists"}
 # A variant's recipe: ModelConfig fields, then TrainConfig fields (engine.config; README "Network and
@@ -144,6 +146,7 @@ class Plan:
     train: TrainConfig = TrainConfig()
     model: ModelConfig = ModelConfig()
     description: str = ""
+    gains_db: tuple[float, ...] = ()   # input gains each model's test files are also scored at
     source: Path | None = field(default=None, compare=False)
 
     @property
@@ -175,6 +178,8 @@ class Plan:
                    "train": train, "model": model,
                    "augment": config_to_dict(run.variant.augment_config), "seed": run.seed, "fold": run.fold,
                    "test_modes": self.test_modes(run.variant)}
+        if self.gains_db:  # only then: studies without gains keep their fingerprints
+            payload["gains_db"] = list(self.gains_db)
         text = json.dumps(payload, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -224,7 +229,23 @@ def plan_from_dict(values: dict[str, Any], *, base: Path = Path(".")) -> Plan:
     variants = _variants(values.get("variant", []), values.get("grid", {}), grid_tta=grid_tta)
     return Plan(name=str(values.get("name", "study")), description=str(values.get("description", "")),
                 data=data, variants=variants, repetitions=repetitions, seed=seed, tta=tta, threshold=threshold,
-                train=train, model=model)
+                train=train, model=model, gains_db=_gains(values.get("gains", [])))
+
+
+def _gains(values: Any) -> tuple[float, ...]:
+    """The plan's ``gains``: distinct numbers of dB within ±60, in the order given."""
+    if not isinstance(values, list):
+        raise ConfigError(f"gains must be a list of numbers of dB, e.g. [-18, -12, -6, 0, 6], got {values!r}")
+    gains = []
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"gains: {value!r} is not a number of dB")
+        if not abs(value) <= MAX_GAIN_DB:
+            raise ConfigError(f"gains: {value:g} dB is out of range (±{MAX_GAIN_DB:g} dB)")
+        if float(value) in gains:
+            raise ConfigError(f"gains: {value:g} dB is listed twice")
+        gains.append(float(value))
+    return tuple(gains)
 
 
 def _data_spec(values: Any, base: Path) -> DataSpec:

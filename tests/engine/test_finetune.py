@@ -126,6 +126,10 @@ def test_cli_init_uses_the_short_schedule_and_the_parents_augmentation(parent, s
     assert meta["parent"]["file"] == "parent.safetensors"
     assert parent_augment(parent) == AugmentConfig(max_pitch=0.2)
     assert "fine-tuning" in capsys.readouterr().err
+    assert main(["info", str(out)]) == 0
+    info = capsys.readouterr().out
+    assert f"fine-tuned from: parent-net (parent.safetensors, sha256 {file_sha256(parent)})" in info
+    assert "lineage: parent-net -> cli-child" in info
 
 
 def test_cli_init_with_one_file_is_one_clear_error(parent, songs, tmp_path, capsys):

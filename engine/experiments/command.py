@@ -71,8 +71,9 @@ def experiment_command(args) -> int:
         reports = report_study(plan, out)
         result = None
     if reports:
-        if "results.md" in reports:
-            print(Path(reports["results.md"]).read_text(encoding="utf-8"))
+        for table in ("results.md", "gains.md"):
+            if table in reports:
+                print(Path(reports[table]).read_text(encoding="utf-8"))
         for kind, path in reports.items():
             print(f"{kind}: {path}")
     else:

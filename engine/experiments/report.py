@@ -8,9 +8,14 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from engine.experiments.gains_report import write_gains_report
 from engine.experiments.stats import Row, summarize
 from engine.fileio import atomic_write_text, atomic_write_with
+
+if TYPE_CHECKING:
+    from engine.experiments.plan import RunSpec
 
 CSV_FIELDS = ("label", "variant", "variant_key", "test_mode", "baseline", "threshold_rule", "n",
               "error_mean", "error_ci_low", "error_ci_high", "relative_change",
@@ -211,9 +216,14 @@ def _draw_figure2(ax, rows: Sequence[Row]) -> None:
 
 def write_report(records: Sequence[Mapping], out_dir: str | os.PathLike, *, n_folds: int = 1,
                  threshold: str = "validation", combined_key: str | None = None,
-                 title: str = "") -> dict[str, Path]:
-    """Summarize the run records and write every table and figure; file name -> path."""
+                 title: str = "", planned: Sequence[RunSpec] | None = None) -> dict[str, Path]:
+    """Summarize the run records and write every table and figure; file name -> path.
+
+    With gain figures in the records, also error against gain (``gains.md``, ``gains.csv``,
+    ``figure3.png``, ``figure3.svg``); ``planned`` (the plan's runs) names the runs still missing.
+    """
     rows = summarize(records, n_folds=n_folds, threshold=threshold)
     paths = write_tables(rows, out_dir) + [write_table1(rows, out_dir, combined_key=combined_key)]
     paths += plot_figure2(rows, out_dir, title=title)
+    paths += write_gains_report(records, out_dir, n_folds=n_folds, planned=planned, title=title)
     return {path.name: path for path in paths}

@@ -115,4 +115,5 @@ def report_study(plan: Plan, out_dir: str | os.PathLike) -> dict[str, Path]:
     if not records or not any(r.get("baseline") for r in records):
         return {}
     title = f"{plan.name}: {plan.train.updates:,} updates per run"
-    return write_report(records, Path(out_dir), n_folds=plan.data.n_folds, threshold=plan.threshold, title=title)
+    return write_report(records, Path(out_dir), n_folds=plan.data.n_folds, threshold=plan.threshold, title=title,
+                        planned=plan.runs())

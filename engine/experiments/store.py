@@ -5,6 +5,7 @@
     STUDY/runs/<variant>/rep<r>[/fold<k>]/model.safetensors
     STUDY/runs/<variant>/rep<r>[/fold<k>]/training-<fingerprint>/   an interrupted run's checkpoint
     STUDY/results.csv, results.md, table1.md, figure2.png, figure2.svg
+    STUDY/gains.csv, gains.md, figure3.png, figure3.svg     error against input gain, when the plan has gains
 """
 
 from __future__ import annotations

@@ -191,7 +191,8 @@ def test_a_tiny_study_runs_and_writes_models_records_tables_and_figure(sequentia
         assert gains["levels"][1]["error"] == pytest.approx(ev["test"]["error"])
         assert gains["error_spread"] == pytest.approx(abs(gains["levels"][0]["error"] - gains["levels"][1]["error"]))
     assert records["none/rep1"]["seed"] == records["pf/rep1"]["seed"] == 0 and records["pf/rep2"]["seed"] == 1
-    for name in ("results.csv", "results.md", "table1.md", "figure2.png", "figure2.svg"):
+    for name in ("results.csv", "results.md", "table1.md", "figure2.png", "figure2.svg",
+                 "gains.csv", "gains.md", "figure3.png", "figure3.svg"):
         assert result.reports[name].stat().st_size > 100
     assert (out / "plan.toml").read_text() == TINY_PLAN
 
@@ -214,6 +215,77 @@ def test_the_confidence_interval_in_the_table_matches_a_direct_computation(seque
     base = float(rows[("none", "plain")]["error_mean"])
     assert float(rows[("pf", "plain")]["relative_change"]) == pytest.approx(
         float(rows[("pf", "plain")]["error_mean"]) / base - 1)
+
+
+def test_the_gains_table_matches_a_direct_computation_from_the_records(sequential_study):
+    out, _ = sequential_study
+    records = run_records(out)
+    with open(out / "gains.csv", newline="") as handle:
+        rows = {r["variant_key"]: r for r in csv.DictReader(handle)}
+    assert list(rows) == ["none", "pf"] and rows["none"]["baseline"] == "True"
+    for key, row in rows.items():
+        runs = [records[f"{key}/rep{rep}"]["gains"] for rep in (1, 2)]
+        assert row["n"] == "2" and row["repetitions"] == "1;2" and row["missing_runs"] == ""
+        for i, gain in enumerate(("-12db", "0db")):
+            errors = [g["levels"][i]["error"] for g in runs]
+            half = scipy_stats.t.ppf(0.975, 1) * np.std(errors, ddof=1) / np.sqrt(2)
+            assert float(row[f"error_mean_{gain}"]) == pytest.approx(np.mean(errors), abs=1e-12)
+            assert float(row[f"error_ci_low_{gain}"]) == pytest.approx(np.mean(errors) - half, abs=1e-12)
+            assert float(row[f"error_ci_high_{gain}"]) == pytest.approx(np.mean(errors) + half, abs=1e-12)
+            assert float(row[f"recall_mean_{gain}"]) == pytest.approx(np.mean([g["levels"][i]["recall"] for g in runs]))
+        spreads = [g["error_spread"] for g in runs]
+        half = scipy_stats.t.ppf(0.975, 1) * np.std(spreads, ddof=1) / np.sqrt(2)
+        assert float(row["spread_mean"]) == pytest.approx(np.mean(spreads), abs=1e-12)
+        assert float(row["spread_ci_high"]) == pytest.approx(np.mean(spreads) + half, abs=1e-12)
+    table = (out / "gains.md").read_text()
+    assert "| variant | n | −12 dB | 0 dB | spread (worst − best) | recall −12 dB → 0 dB |" in table
+    mean, ci = 100 * float(rows["pf"]["error_mean_0db"]), 50 * (float(rows["pf"]["error_ci_high_0db"])
+                                                                 - float(rows["pf"]["error_ci_low_0db"]))
+    assert "| pitch and filter | 2 | " in table and f"{mean:.1f} ± {ci:.1f} %" in table
+    assert "chosen on the validation files at 0 dB" in table and "Incomplete study" not in table
+
+
+def test_the_gains_report_of_a_study_in_progress_names_the_missing_runs(sequential_study, tmp_path):
+    from engine.experiments.gains_report import summarize_gains, write_gains_report
+    out, _ = sequential_study
+    plan = load_plan(out.parent / "plan.toml")
+    records = [r for run_id, r in run_records(out).items() if run_id != "pf/rep2"]
+    rows = summarize_gains(records, planned=plan.runs())
+    assert [(r.variant_key, r.n, r.missing_runs) for r in rows] == [("none", 2, ()), ("pf", 1, ("pf/rep2",))]
+    assert rows[1].cells[0].error_mean == records[1]["gains"]["levels"][0]["error"]  # n = 1: the run itself
+    write_gains_report(records, tmp_path, planned=plan.runs())
+    table = (tmp_path / "gains.md").read_text()
+    assert "Incomplete study: 1 planned run(s)" in table and "pitch and filter: pf/rep2" in table
+    assert "n per variant (repetitions of 2 planned): no augmentation 2, pitch and filter 1." in table
+
+
+def test_gains_pool_over_folds_by_frames_voiced_and_unvoiced_counts(sequential_study):
+    from engine.experiments.gains_report import summarize_gains
+    out, _ = sequential_study
+    records = run_records(out)
+    folds = [{**records[f"none/rep{rep}"], "repetition": 1, "fold": rep - 1} for rep in (1, 2)]
+    (row,) = summarize_gains(folds, n_folds=2)
+    assert row.n == 1 and summarize_gains(folds[:1], n_folds=2)[0].n == 0  # a fold missing: left out
+    for i, cell in enumerate(row.cells):
+        levels = [f["gains"]["levels"][i] for f in folds]
+        voiced = [f["evaluations"]["plain"]["test"]["tp"] + f["evaluations"]["plain"]["test"]["fn"] for f in folds]
+        frames = [lv["n_frames"] for lv in levels]
+        assert cell.error_mean == pytest.approx(np.average([lv["error"] for lv in levels], weights=frames))
+        assert cell.recall_mean == pytest.approx(np.average([lv["recall"] for lv in levels], weights=voiced))
+
+
+def test_figure3_is_deterministic_and_no_gains_write_no_gains_files(songs, sequential_study, tmp_path):
+    from engine.experiments.runner import report_study
+    out, _ = sequential_study
+    before = {name: (out / name).read_bytes() for name in ("figure3.png", "figure3.svg", "gains.csv", "gains.md")}
+    assert before["figure3.png"].startswith(b"\x89PNG") and b"<svg" in before["figure3.svg"]
+    report_study(load_plan(songs / "plan.toml"), out)
+    assert {name: (out / name).read_bytes() for name in before} == before
+    from engine.experiments.report import write_report
+    without = [{k: v for k, v in r.items() if k != "gains"} for r in run_records(out).values()]
+    written = write_report(without, tmp_path)
+    assert "results.md" in written and not set(written) & {"gains.csv", "gains.md", "figure3.png", "figure3.svg"}
+    assert not list(tmp_path.glob("gains.*")) and not list(tmp_path.glob("figure3.*"))
 
 
 def test_two_processes_give_the_same_results_as_one(songs, sequential_study):

@@ -36,7 +36,8 @@ from engine.annotation_effort import edits_inside, file_effort, pooled
 from engine.cache import SpectrogramCache
 from engine.checkpoint import load_model
 from engine.datasets import Track, find_tracks, load_tracks
-from engine.finetune import finetune_config, parent_augment
+from engine.evaluate import find_best_threshold
+from engine.finetune import DEFAULT_TUNE, FREEZE_CHOICES, TuneOptions, finetune_config, parent_augment
 from engine.predict import predict_linear
 from engine.resources import bundled_model_path, resource_dir
 from engine.review import ReviewConfig, coverage_s, review_spans
@@ -50,16 +51,18 @@ def song_of(track: Track) -> str:
     return track.name.replace(ACCOMPANIMENT, "")
 
 
-def score(model, data, *, review: ReviewConfig) -> dict:
-    """Edits, errors and review-span recall of ``model`` on ``data`` (each file predicted once)."""
+def score(model, data, *, review: ReviewConfig, threshold: float | None = None) -> dict:
+    """Edits, errors and review-span recall of ``model`` on ``data`` (each file predicted once), at its
+    own threshold or at ``threshold``."""
     efforts, spans_s, inside, total_s = [], 0.0, 0, 0.0
     fps = model.features.frames_per_second
+    threshold = model.threshold if threshold is None else threshold
     per_kind_inside = {"insert": 0, "delete": 0, "move": 0}
     for d in data:
         probabilities = predict_linear(model, d.linear)
-        effort = file_effort(d.track.name, probabilities, d.targets, threshold=model.threshold,
+        effort = file_effort(d.track.name, probabilities, d.targets, threshold=threshold,
                              frames_per_second=fps, eval_config=model.eval_config)
-        spans = review_spans(probabilities, fps, model.threshold, config=review)
+        spans = review_spans(probabilities, fps, threshold, config=review)
         windows = [(s.start_s, s.end_s) for s in spans]
         inside += edits_inside(effort.edits.edits, windows)
         for kind in per_kind_inside:
@@ -79,8 +82,13 @@ def score(model, data, *, review: ReviewConfig) -> dict:
 
 
 def finetune_and_score(parent_path: Path, tune, test, *, updates: int, seed: int, review: ReviewConfig,
-                       label: str, learning_rate: float | None = None) -> dict:
-    """Fine-tune the parent on ``tune`` (threshold chosen there), score parent and child on ``test``."""
+                       label: str, learning_rate: float | None = None, options: TuneOptions = DEFAULT_TUNE,
+                       threshold_data=()) -> dict:
+    """Fine-tune the parent on ``tune`` (parent's threshold kept), score parent and child on ``test``.
+
+    With ``threshold_data`` (the user's held-out files in the app's terms) the child is also scored
+    at the threshold chosen on them (``child_rethresholded``).
+    """
     parent = load_model(parent_path)
     config = finetune_config(parent_path, updates=updates, seed=seed, learning_rate=learning_rate,
                              validate_every=0, checkpoint_every=0)
@@ -90,16 +98,29 @@ def finetune_and_score(parent_path: Path, tune, test, *, updates: int, seed: int
         last = None
         for last in train(train_data=tune, valid_data=(), out_path=out, config=config, init_from=parent_path,
                           augment=parent_augment(parent_path), data_description=label, name="fine-tuned",
-                          device="cpu"):
+                          device="cpu", tune=options):
             if last.update % 50 == 0 and not last.finished:
                 print(f"  {label}: update {last.update}/{updates} loss {last.loss:.4f} "
                       f"({last.elapsed_s:.0f} s)", file=sys.stderr, flush=True)
         child = load_model(out)
     train_s = time.perf_counter() - started
-    return {"fine_tune_files": [d.track.name for d in tune], "test_files": [d.track.name for d in test],
-            "updates": updates, "learning_rate": config.learning_rate, "train_s": round(train_s, 1),
-            "threshold_parent": parent.threshold, "threshold_child": round(child.threshold, 4),
-            "parent": score(parent, test, review=review), "child": score(child, test, review=review)}
+    result = {"fine_tune_files": [d.track.name for d in tune], "test_files": [d.track.name for d in test],
+              "updates": updates, "learning_rate": config.learning_rate, "tune": options.to_dict(),
+              "train_s": round(train_s, 1),
+              "threshold_parent": parent.threshold, "threshold_child": round(child.threshold, 4),
+              "parent": score(parent, test, review=review), "child": score(child, test, review=review)}
+    if threshold_data:
+        chosen, _ = find_best_threshold([predict_linear(child, d.linear) for d in threshold_data],
+                                        [d.targets for d in threshold_data], config=child.eval_config)
+        result["threshold_files"] = [d.track.name for d in threshold_data]
+        result["threshold_rechosen"] = round(float(chosen), 4)
+        result["child_rethresholded"] = score(child, test, review=review, threshold=float(chosen))
+        # the same choice for the parent: what re-choosing alone would give, without fine-tuning
+        chosen, _ = find_best_threshold([predict_linear(parent, d.linear) for d in threshold_data],
+                                        [d.targets for d in threshold_data], config=parent.eval_config)
+        result["parent_threshold_rechosen"] = round(float(chosen), 4)
+        result["parent_rethresholded"] = score(parent, test, review=review, threshold=float(chosen))
+    return result
 
 
 def main() -> int:
@@ -112,6 +133,14 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--learning-rate", type=float, help="fine-tuning learning rate (default: engine.finetune's)")
     parser.add_argument("--sets", default="musdb7_validation,demo", help="which data sets (comma list)")
+    parser.add_argument("--freeze", choices=FREEZE_CHOICES, default=DEFAULT_TUNE.freeze,
+                        help=f"layers kept at the parent's weights (default {DEFAULT_TUNE.freeze})")
+    parser.add_argument("--balance", action=argparse.BooleanOptionalAction, default=DEFAULT_TUNE.balance,
+                        help="draw voiced and unvoiced excerpts in equal shares "
+                             f"(default {'on' if DEFAULT_TUNE.balance else 'off'})")
+    parser.add_argument("--threshold-songs", type=int, default=0, metavar="N",
+                        help="musdb: of the songs not tuned on, N choose a threshold for the fine-tuned model "
+                             "(as the app's held-out files would) and are not scored")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "annotation_effort.json")
     args = parser.parse_args()
 
@@ -129,6 +158,9 @@ def main() -> int:
               "review_config": {k: getattr(review, k) for k in review.__dataclass_fields__},
               "boundary_tolerance_s": 0.05, "sets": {}}
     report["learning_rate"] = args.learning_rate
+    options = TuneOptions(freeze=args.freeze, balance=args.balance)
+    report["tune"] = options.to_dict()
+    report["threshold_songs"] = args.threshold_songs
     for name, data in sets.items():
         if name not in args.sets.split(","):
             continue
@@ -140,11 +172,16 @@ def main() -> int:
             order = np.random.default_rng(args.seed).permutation(songs).tolist()
             for k in (int(x) for x in args.k_songs.split(",") if x.strip()):
                 chosen = set(order[:k])
+                # The songs just after the tuning songs in the draw choose the threshold: each K's test
+                # files are then the same whatever --threshold-songs (0 or N) a run used for the others.
+                for_threshold = set(order[k:k + args.threshold_songs])
                 tune = [d for d in data if song_of(d.track) in chosen]
-                test = [d for d in data if song_of(d.track) not in chosen]
+                held = [d for d in data if song_of(d.track) in for_threshold]
+                test = [d for d in data if song_of(d.track) not in chosen | for_threshold]
                 entry["fine_tuned"].append({"k_songs": k, **finetune_and_score(
-                    model_path, tune, test, updates=args.updates, seed=args.seed, review=review, learning_rate=args.learning_rate,
-                    label=f"musdb7 K={k} songs")})
+                    model_path, tune, test, updates=args.updates, seed=args.seed, review=review,
+                    learning_rate=args.learning_rate, label=f"musdb7 K={k} songs", options=options,
+                    threshold_data=held)})
                 _save(args.out, report)
         else:
             for held in data:
@@ -154,8 +191,8 @@ def main() -> int:
                         f"held out {held.track.name}: the other files have no voice to fine-tune on")
                     continue
                 entry["fine_tuned"].append(finetune_and_score(
-                    model_path, tune, [held], updates=args.updates, seed=args.seed, review=review, learning_rate=args.learning_rate,
-                    label=f"demo without {held.track.name}"))
+                    model_path, tune, [held], updates=args.updates, seed=args.seed, review=review,
+                    learning_rate=args.learning_rate, label=f"demo without {held.track.name}", options=options))
                 _save(args.out, report)
         _save(args.out, report)
     print(format_report(report))
@@ -184,6 +221,13 @@ def format_report(report: dict) -> str:
             lines.append(f"  fine-tuned ({what}, {run['updates']} updates, {run['train_s']:.0f} s) on "
                          f"{p['files']} other files: {p['edits_per_minute']:.1f} -> {c['edits_per_minute']:.1f} "
                          f"edits/min, error {100 * p['error']:.1f} -> {100 * c['error']:.1f} %")
+            if "child_rethresholded" in run:
+                r = run["child_rethresholded"]
+                lines.append(f"    threshold {run['threshold_rechosen']:g} chosen on {len(run['threshold_files'])} "
+                             f"other files: {r['edits_per_minute']:.1f} edits/min, error {100 * r['error']:.1f} %")
+                r = run["parent_rethresholded"]
+                lines.append(f"    (the parent at the threshold chosen there, {run['parent_threshold_rechosen']:g}: "
+                             f"{r['edits_per_minute']:.1f} edits/min, error {100 * r['error']:.1f} %)")
         for note in entry.get("skipped", []):
             lines.append(f"  skipped: {note}")
     return "\n".join(lines)

@@ -66,6 +66,10 @@ class ExcerptBatches:
         excerpts = excerpts.unsqueeze(1).contiguous(memory_format=torch.channels_last)
         return excerpts, self.targets[starts + self.centre]
 
+    def centre_voiced(self) -> torch.Tensor:
+        """Whether each excerpt position's central frame is voiced (for balanced sampling), on the CPU."""
+        return (self.targets[_to_device(self.starts, self.targets.device) + self.centre] > 0.5).cpu()
+
 
 class AugmentedBatches:
     """Linear spectrograms of all files in one tensor, augmented per batch on the device.
@@ -134,6 +138,10 @@ class AugmentedBatches:
                                     excerpt_frames=len(self.wide_offsets), partners=partners, input_transform=crop)
         excerpts = excerpts.unsqueeze(1).contiguous(memory_format=torch.channels_last)
         return excerpts, self.targets[centres]
+
+    def centre_voiced(self) -> torch.Tensor:
+        """Whether each excerpt position's central frame is voiced (for balanced sampling), on the CPU."""
+        return (self.targets[_to_device(self.starts, self.targets.device) + self.context] > 0.5).cpu()
 
     def state(self) -> dict[str, torch.Tensor]:
         return {"augment_rng": self.generator.get_state()}

@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="fine-tune: start from this model's weights and normalization (its own feature and "
                             "network settings), with a short schedule at a lower learning rate; the new file "
                             "records MODEL as its parent")
+    train.add_argument("--freeze", choices=("none", "features"),
+                       help="with --init: 'features' keeps the parent's convolutional layers and trains the dense "
+                            "ones, 'none' trains all (default: engine.finetune.DEFAULT_TUNE)")
+    train.add_argument("--balance", action=argparse.BooleanOptionalAction, default=None,
+                       help="draw excerpts voiced and unvoiced at their centre in equal shares (default: with "
+                            "--init engine.finetune.DEFAULT_TUNE, else off)")
     train.add_argument("--resume", type=Path, metavar="CHECKPOINT", help="continue from a checkpoint")
     train.add_argument("--name", default="", help="model name recorded in the file")
     train.add_argument("--overwrite", action="store_true",

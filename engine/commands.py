@@ -47,6 +47,16 @@ def _format_validation(v) -> str:
             f"specificity {pct(v.specificity)} (threshold {v.threshold:.3g})")
 
 
+def tune_from_args(args):
+    """--freeze/--balance over the fine-tuning defaults (with --init) or over none of them."""
+    from engine.finetune import DEFAULT_TUNE, TuneOptions
+
+    base = DEFAULT_TUNE if args.init is not None else TuneOptions()
+    freeze, balance = getattr(args, "freeze", None), getattr(args, "balance", None)
+    return TuneOptions(freeze=base.freeze if freeze is None else freeze,
+                       balance=base.balance if balance is None else balance)
+
+
 def train_command(args) -> int:
     from engine.checkpoint import check_model_output, read_resume_settings
     from engine.config import FeatureConfig
@@ -69,12 +79,16 @@ def train_command(args) -> int:
         config = finetune_config(args.init, seed=args.seed, batch_size=args.batch_size, precision=args.precision,
                                  **given)
         augment = parent_augment(args.init) if args.augment is None else AugmentConfig.parse(args.augment)
+        tune = tune_from_args(args)
     else:
         augment = AugmentConfig.parse(args.augment or "none")
         model_config, optimizer = recipe_from_args(args)
         given.setdefault("learning_rate", default_learning_rate(optimizer))
         config = TrainConfig(seed=args.seed, batch_size=args.batch_size, precision=args.precision,
                              optimizer=optimizer, **given)
+        if args.resume is None and getattr(args, "freeze", None) not in (None, "none"):
+            raise EngineError("--freeze needs --init MODEL: only a trained model's layers can be kept")
+        tune = tune_from_args(args) if args.resume is None else None  # a resumed run keeps its own
     device = pick_device(args.device)
     if args.resume is not None:
         settings = read_resume_settings(args.resume)
@@ -89,8 +103,8 @@ def train_command(args) -> int:
         from engine.finetune import check_finetune_count
 
         check_finetune_count([t.name for t in train_tracks + valid_tracks])  # before reading any audio
-        print(f"fine-tuning {args.init}: {config.updates:,} updates from learning rate {config.learning_rate:g}",
-              file=sys.stderr)
+        print(f"fine-tuning {args.init}: {config.updates:,} updates from learning rate {config.learning_rate:g}, "
+              f"{tune.describe()}", file=sys.stderr)
     print(f"data: {description}", file=sys.stderr)
     print(f"device: {describe_device(device)}", file=sys.stderr)
     if args.resume is None:  # a resumed run keeps the precision recorded in its checkpoint
@@ -104,7 +118,7 @@ def train_command(args) -> int:
     steps = train(train_data=train_data, valid_data=valid_data, out_path=args.out, config=config,
                   features=features, device=str(device), resume_from=args.resume, model_config=model_config,
                   data_description=description, name=args.name, augment=augment, overwrite=args.overwrite,
-                  init_from=args.init)
+                  init_from=args.init, tune=tune)
     try:  # the caller (cli.run_train) turns SIGTERM into a KeyboardInterrupt too
         try:
             for progress in steps:

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from engine.checkpoint import read_header
 from engine.config import AugmentConfig, FeatureConfig, TrainConfig, config_from_dict, config_to_dict
@@ -29,6 +32,65 @@ FINETUNE_DECAY_EVERY = 200        # lr × 0.85 every 200 updates (5 steps in the
 FINETUNE_CHECK_EVERY = 250        # validation and checkpoints
 MIN_FINETUNE_FILES = 2
 LINEAGE_DEPTH = 8                 # ancestors kept in a child's metadata (each parent record nests its own)
+
+
+FREEZE_CHOICES = ("none", "features")
+
+
+@dataclass(frozen=True)
+class TuneOptions:
+    """What a fine-tuning run changes besides the schedule (``train(tune=...)``, ``train --freeze/--balance``).
+
+    ``freeze="features"``: the convolutional layers (and the thesis network's batch norms before
+    the dense layers) keep the parent's weights; only the dense layers learn, dropout as usual.
+    ``balance``: excerpts whose central frame is voiced and unvoiced are drawn in equal shares,
+    so a tuning set of mostly sung files does not move the model's prior towards voice.
+    """
+
+    freeze: str = "none"
+    balance: bool = False
+
+    def __post_init__(self) -> None:
+        if self.freeze not in FREEZE_CHOICES:
+            raise ConfigError(f"freeze must be one of {', '.join(FREEZE_CHOICES)}, got {self.freeze!r}")
+        if not isinstance(self.balance, bool):
+            raise ConfigError(f"balance must be true or false, got {self.balance!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"freeze": self.freeze, "balance": self.balance}
+
+    @classmethod
+    def from_dict(cls, values: Any) -> "TuneOptions":
+        if not isinstance(values, dict):
+            return cls()
+        return cls(freeze=values.get("freeze", "none"), balance=values.get("balance", False))
+
+    def describe(self) -> str:
+        parts = ["convolutional layers frozen" if self.freeze == "features" else "all layers trained",
+                 "voiced/unvoiced excerpts balanced" if self.balance else "excerpts drawn as they come"]
+        return ", ".join(parts)
+
+
+DEFAULT_TUNE = TuneOptions()
+
+
+def freeze_layers(network: torch.nn.Module, freeze: str) -> list[torch.nn.Module]:
+    """Stop gradients into the frozen part of ``network``; returns the modules to keep in eval mode
+    while training (batch norms of frozen layers: their running statistics stay the parent's)."""
+    if freeze == "none":
+        return []
+    frozen_eval = []
+    for name, module in network.named_children():
+        if name.startswith("conv") or name == "input_bn":
+            module.requires_grad_(False)
+            if name == "input_bn":
+                frozen_eval.append(module)
+        elif name == "bn":  # thesis: per-layer batch norms; the convolutions' are part of the features
+            for layer, bn in module.items():
+                if layer.startswith("conv"):
+                    bn.requires_grad_(False)
+                    frozen_eval.append(bn)
+    return frozen_eval
 
 
 def parent_train_config(path: str | os.PathLike) -> TrainConfig:

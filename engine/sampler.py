@@ -46,3 +46,37 @@ class ExcerptSampler:
         self.order = order
         self.generator.set_state(state["sampler_rng"])
         self.position, self.epoch = (int(v) for v in state["sampler_position"])
+
+
+class BalancedSampler:
+    """Half of each batch from excerpts whose central frame is voiced, half from unvoiced ones.
+
+    Each class has its own ExcerptSampler (without replacement, reshuffled when exhausted), so
+    the rarer class repeats more often; an odd batch's extra excerpt alternates between them.
+    """
+
+    def __init__(self, starts: torch.Tensor, voiced: torch.Tensor, *, seed: int):
+        voiced = voiced.bool().cpu()
+        if len(voiced) != len(starts):
+            raise ValueError(f"{len(voiced)} voiced flags for {len(starts)} excerpt positions")
+        if voiced.all() or not voiced.any():
+            raise DatasetError("balancing voiced and unvoiced excerpts needs both; these data have only "
+                               + ("voiced" if voiced.any() else "unvoiced") + " ones")
+        self.voiced = ExcerptSampler(starts[voiced], seed=seed)
+        self.unvoiced = ExcerptSampler(starts[~voiced], seed=seed + 1)
+        self.odd = 0
+
+    def next_batch(self, batch_size: int) -> torch.Tensor:
+        n_voiced = batch_size // 2 + (batch_size % 2) * (1 - self.odd)
+        self.odd ^= batch_size % 2
+        return torch.cat([self.voiced.next_batch(n_voiced), self.unvoiced.next_batch(batch_size - n_voiced)])
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {**{f"voiced_{k}": v for k, v in self.voiced.state().items()},
+                **{f"unvoiced_{k}": v for k, v in self.unvoiced.state().items()},
+                "balanced_odd": torch.tensor([self.odd], dtype=torch.int64)}
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        for prefix, sampler in (("voiced_", self.voiced), ("unvoiced_", self.unvoiced)):
+            sampler.load_state({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        self.odd = int(state["balanced_odd"][0])

@@ -48,13 +48,20 @@ from engine.datasets import TrackData
 from engine.devices import pick_device
 from engine.errors import ConfigError, DatasetError, ModelFileError, TrainingDiverged
 from engine.evaluate import find_best_threshold
-from engine.finetune import check_features, check_finetune_data, parent_record
+from engine.finetune import (
+    DEFAULT_TUNE,
+    TuneOptions,
+    check_features,
+    check_finetune_data,
+    freeze_layers,
+    parent_record,
+)
 from engine.frontend import training_normalization
 from engine.model_limits import check_batch_size_bound
 from engine.optim import load_optimizer_state, make_optimizer, optimizer_state
 from engine.precision import autocast, choose_precision
 from engine.predict import predict_linear
-from engine.sampler import ExcerptSampler
+from engine.sampler import BalancedSampler, ExcerptSampler
 
 
 @dataclass(frozen=True)
@@ -147,7 +154,8 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
           eval_config: EvalConfig = EvalConfig(), device: str | None = None,
           resume_from: str | os.PathLike | None = None, data_description: str = "",
           name: str = "", augment: AugmentConfig = AugmentConfig(),
-          overwrite: bool = False, init_from: str | os.PathLike | None = None) -> Iterator[TrainProgress]:
+          overwrite: bool = False, init_from: str | os.PathLike | None = None,
+          tune: TuneOptions | None = None) -> Iterator[TrainProgress]:
     """Train a network and write it to ``out_path``; yields a TrainProgress after every update.
 
     The final model carries the threshold chosen on ``valid_data`` (on ``train_data`` when no
@@ -157,6 +165,8 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
     Each run has a random run id, stored in its checkpoints; at the end it deletes only its own.
     ``init_from`` fine-tunes a trained model (``engine.finetune``): its weights, normalization, network
     and evaluation settings; ``features`` must be the model's, and the new file records its parent.
+    ``tune`` (``engine.finetune.TuneOptions``): frozen layers and balanced sampling; with ``init_from``
+    the default is ``engine.finetune.DEFAULT_TUNE``, else none of them; a resumed run keeps its own.
     """
     if not train_data:
         raise DatasetError("no training files given")
@@ -177,6 +187,7 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
         features, eval_config = model.features, model.eval_config
         run_id = str(info.get("run_id") or secrets.token_hex(8))  # a resumed run goes on as the same run
         parent = model.metadata.get("parent")
+        tune = TuneOptions.from_dict(info.get("tune"))
     elif init_from is not None:
         # Fine-tuning: the parent's weights and normalization (the first layer expects inputs
         # standardized with its statistics); a fresh optimizer and schedule.
@@ -195,6 +206,10 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
         model.eval_config = eval_config
         state, start_update, elapsed_before = {}, 0, 0.0
         run_id = secrets.token_hex(8)
+    if tune is None:
+        tune = DEFAULT_TUNE if init_from is not None else TuneOptions()
+    if tune.freeze != "none" and init_from is None and resume_from is None:
+        raise ConfigError(f"freezing the {tune.freeze} layers needs a trained model to start from (--init)")
     ckpt_path, note = own_checkpoint_path(out_path, run_id, resume_from)
     note = "; ".join(filter(None, [*notes, note]))
     # An older checkpoint without a run id that this run resumes is this run's own as well.
@@ -206,6 +221,9 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
     # 2-core AVX2 EPYC), and the tensor-core layout on CUDA.
     network.to(memory_format=torch.channels_last)
     network.train()
+    frozen_eval = freeze_layers(network, tune.freeze)  # their batch norms keep the parent's statistics
+    for module in frozen_eval:
+        module.eval()
     # A resumed run keeps the precision it started with (its config comes from the checkpoint).
     precision = choose_precision(config.precision, torch_device, workload="train")
     scaler = torch.amp.GradScaler(torch_device.type) if precision.precision == "fp16" else None
@@ -219,7 +237,15 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
     else:
         data = ExcerptBatches(train_data, model, torch_device, config.target_low, config.target_high)
     sampler = ExcerptSampler(data.starts, seed=config.seed)
-    parameters = list(network.parameters())
+    if tune.balance:
+        voiced = data.centre_voiced()
+        if voiced.all() or not voiced.any():  # one class only: nothing to balance
+            notes.append("no balancing: every training excerpt is " + ("voiced" if voiced.any() else "unvoiced")
+                         + " at its centre")
+            note = "; ".join(filter(None, [note, notes[-1]]))
+        else:
+            sampler = BalancedSampler(data.starts, voiced, seed=config.seed)
+    parameters = [p for p in network.parameters() if p.requires_grad]
     optimizer = make_optimizer(config, parameters)
     torch.manual_seed(config.seed)  # dropout masks
     if state:
@@ -244,7 +270,7 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
         if torch_device.type == "cuda":
             tensors["cuda_rng"] = torch.cuda.get_rng_state(torch_device)
         return tensors, {"update": update, "elapsed_s": round(elapsed, 3), "config": config_to_dict(config),
-                         "augment": config_to_dict(augment), "run_id": run_id}
+                         "augment": config_to_dict(augment), "run_id": run_id, "tune": tune.to_dict()}
 
     def describe(update: int, elapsed: float, validation: ValidationFigures | None, source: str) -> dict:
         return {
@@ -258,6 +284,7 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
             "device": str(torch_device), "precision": precision.precision,
             "elapsed_s": round(elapsed, 1), "software": software_versions(),
             **({"parent": parent} if parent else {}),
+            **({"tune": tune.to_dict()} if parent or tune != TuneOptions() else {}),
         }
 
     def save_checkpoint(update: int, elapsed: float, validation: ValidationFigures | None) -> None:
@@ -306,6 +333,8 @@ def train(*, train_data: Sequence[TrackData], valid_data: Sequence[TrackData] = 
             validation = checkpoint = None
             if validate_now:
                 validation = last_validation = validate(model, valid_data, update, eval_config)
+                for module in frozen_eval:  # validate() put the whole network back in training mode
+                    module.eval()
             if checkpoint_now:
                 save_checkpoint(update, elapsed, last_validation)
                 saved_update, checkpoint = update, str(ckpt_path)

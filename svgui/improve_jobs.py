@@ -4,7 +4,10 @@ The files the user has corrected (``engine.annotation_state.file_status`` "edite
 are split, seeded, into fine-tuning files and held-out files; the active model is fine-tuned on
 the first (``engine.train.train(init_from=...)``) and both models are scored on the second: frame
 error and the edits an annotator would still make (``engine.annotation_effort``). The held-out
-files choose nothing: the new model keeps the parent's threshold.
+files compare the models; with at least ``MIN_THRESHOLD_FILES`` of them they also choose the new
+model's threshold (fine-tuning shifts the network's output scale, bench/annotation_effort.py), and
+each file's figure for the new model is then taken at the threshold chosen on the *other* held-out
+files, so that the table does not flatter it. With fewer, the new model keeps the parent's threshold.
 """
 
 from __future__ import annotations
@@ -20,14 +23,23 @@ from engine.cache import SpectrogramCache
 from engine.checkpoint import MODEL_SUFFIX, check_model_output, load_model
 from engine.datasets import Track, TrackData, format_names, label_file_for, load_track, split_tracks
 from engine.errors import DatasetError
-from engine.evaluate import Counts
-from engine.finetune import FINETUNE_UPDATES, check_finetune_count, check_finetune_data, finetune_config, parent_augment
+from engine.evaluate import Counts, find_best_threshold
+from engine.finetune import (
+    DEFAULT_TUNE,
+    FINETUNE_UPDATES,
+    TuneOptions,
+    check_finetune_count,
+    check_finetune_data,
+    finetune_config,
+    parent_augment,
+)
 from engine.predict import predict_linear
 from engine.train import TrainProgress, train
 from svgui.model_jobs import BATCH_S, Loading, LogLine, TrainingSteps
 
 CORRECTED = ("edited", "reviewed")
 HOLDOUT_FRACTION = 0.25   # at least one file, at most all but one (engine.datasets.split_tracks)
+MIN_THRESHOLD_FILES = 2   # held-out files needed to choose the new model's threshold (one scores, one chooses)
 
 
 def corrected_files(paths: Sequence[Path], status_of: Callable[[Path], str] | None = None) -> list[Path]:
@@ -56,6 +68,8 @@ class ImproveRequest:
     seed: int = 0
     updates: int = FINETUNE_UPDATES
     device: str = "cpu"
+    tune: TuneOptions = DEFAULT_TUNE       # frozen layers, balanced sampling (engine.finetune)
+    choose_threshold: bool = True          # on the held-out files when there are MIN_THRESHOLD_FILES
 
 
 @dataclass(frozen=True)
@@ -75,11 +89,35 @@ class ImproveResult:
     tuned_files: tuple[str, ...]
     rows: tuple[HeldOutRow, ...]
     last: TrainProgress
+    threshold_note: str = ""   # where the new model's threshold comes from
 
     def pooled(self, which: str) -> tuple[Counts, float]:
         """Pooled frame counts and edits per minute over the held-out files, for "parent" or "child"."""
         counts, edits = pooled([getattr(r, which) for r in self.rows])
         return counts, edits.per_minute
+
+
+def verdict(result: ImproveResult) -> tuple[str, str]:
+    """("better" | "worse" | "mixed" | "same", one plain sentence) from the pooled held-out figures.
+
+    Frame error decides; edits per minute break a tie or, against the error, make it "mixed".
+    """
+    (before, before_edits), (after, after_edits) = result.pooled("parent"), result.pooled("child")
+    error = (after.error > before.error) - (after.error < before.error)
+    edits = 0 if math.isnan(before_edits) or math.isnan(after_edits) else \
+        (after_edits > before_edits) - (after_edits < before_edits)
+    parent, n = result.parent_name, len(result.rows)
+    if error > 0 and edits >= 0 or error == 0 and edits > 0:
+        return "worse", (f"The new model is worse than {parent} on the {n} held-out file(s): keep using {parent}, "
+                         "which stays the active model.")
+    if error < 0 and edits <= 0 or error == 0 and edits < 0:
+        return "better", f"The new model is better than {parent} on the {n} held-out file(s)."
+    if error == 0:
+        return "same", (f"The new model does no better than {parent} on the {n} held-out file(s): "
+                        f"{parent} stays the active model.")
+    return "mixed", (f"Mixed: the new model {'errs on fewer' if error < 0 else 'errs on more'} frames but needs "
+                     f"{'more' if edits > 0 else 'fewer'} edits than {parent} on the {n} held-out file(s); "
+                     f"{parent} stays the active model until you choose.")
 
 
 def _tracks(files: Sequence[Path]) -> list[Track]:
@@ -95,10 +133,24 @@ def _tracks(files: Sequence[Path]) -> list[Track]:
     return tracks
 
 
-def _scores(model, data: Sequence[TrackData]) -> list[FileEffort]:
-    return [file_effort(d.track.name, predict_linear(model, d.linear), d.targets, threshold=model.threshold,
-                        frames_per_second=model.features.frames_per_second, eval_config=model.eval_config)
-            for d in data]
+def _scores(model, data: Sequence[TrackData], thresholds: Sequence[float] | None = None,
+            probabilities: Sequence | None = None) -> list[FileEffort]:
+    """Each file's effort at the model's threshold, or at its own entry of ``thresholds``."""
+    probabilities = probabilities or [predict_linear(model, d.linear) for d in data]
+    thresholds = thresholds or [model.threshold] * len(data)
+    return [file_effort(d.track.name, p, d.targets, threshold=t, frames_per_second=model.features.frames_per_second,
+                        eval_config=model.eval_config) for d, p, t in zip(data, probabilities, thresholds)]
+
+
+def leave_one_out_thresholds(probabilities: Sequence, data: Sequence[TrackData], eval_config) -> list[float]:
+    """For each file, the threshold chosen on all the other files (its score then owes nothing to itself)."""
+    out = []
+    for i in range(len(data)):
+        others = [j for j in range(len(data)) if j != i]
+        threshold, _ = find_best_threshold([probabilities[j] for j in others], [data[j].targets for j in others],
+                                           config=eval_config)
+        out.append(float(threshold))
+    return out
 
 
 def run_improve(request: ImproveRequest, *, cache: SpectrogramCache | None = None
@@ -124,11 +176,15 @@ def run_improve(request: ImproveRequest, *, cache: SpectrogramCache | None = Non
     config = finetune_config(request.parent_path, updates=request.updates, seed=request.seed)
     augment = parent_augment(request.parent_path)
     yield LogLine(f"fine-tuning {parent.name}: {config.updates:,} updates from learning rate "
-                  f"{config.learning_rate:g}, augmentation {augment.describe()}, device {request.device}")
+                  f"{config.learning_rate:g}, {request.tune.describe()}, augmentation {augment.describe()}, "
+                  f"device {request.device}")
+    choose = request.choose_threshold and len(held) >= MIN_THRESHOLD_FILES
+    if choose:  # train() picks the final threshold on its validation files; no validation before the end
+        config = finetune_config(request.parent_path, updates=request.updates, seed=request.seed, validate_every=0)
     request.out_path.parent.mkdir(parents=True, exist_ok=True)
-    steps = train(train_data=tune, valid_data=(), out_path=request.out_path, config=config,
+    steps = train(train_data=tune, valid_data=held if choose else (), out_path=request.out_path, config=config,
                   features=parent.features, device=request.device, init_from=request.parent_path,
-                  augment=augment, name=request.out_path.stem,
+                  augment=augment, name=request.out_path.stem, tune=request.tune,
                   data_description=f"{parent.name} fine-tuned on {len(tune)} corrected file(s) "
                                    f"({format_names([d.track.name for d in tune])})")
     batch: list[TrainProgress] = []
@@ -143,7 +199,19 @@ def run_improve(request: ImproveRequest, *, cache: SpectrogramCache | None = Non
     finally:
         steps.close()  # cancelled: train's finally keeps a checkpoint
     child = load_model(request.out_path)
-    after = _scores(child, held)
+    if choose:
+        probabilities = [predict_linear(child, d.linear) for d in held]
+        after = _scores(child, held, leave_one_out_thresholds(probabilities, held, child.eval_config), probabilities)
+        note = (f"threshold {child.threshold:.2f} chosen on the {len(held)} held-out files (the parent's: "
+                f"{parent.threshold:.2f}); each file's figure for the new model uses the threshold chosen on the "
+                f"other held-out files")
+    else:
+        after = _scores(child, held)
+        note = (f"the parent's threshold {parent.threshold:.2f} kept (choosing one needs at least "
+                f"{MIN_THRESHOLD_FILES} held-out files)" if request.choose_threshold else
+                f"the parent's threshold {parent.threshold:.2f} kept")
+    yield LogLine(note)
     rows = tuple(HeldOutRow(b.name, b, a) for b, a in zip(before, after))
-    return ImproveResult(request.out_path, parent.name, child.name, tuple(d.track.name for d in tune), rows, last)
+    return ImproveResult(request.out_path, parent.name, child.name, tuple(d.track.name for d in tune), rows, last,
+                         threshold_note=note)
 

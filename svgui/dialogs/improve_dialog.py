@@ -35,10 +35,18 @@ from engine.checkpoint import read_header
 from engine.datasets import split_tracks
 from engine.errors import EngineError
 from engine.evaluate import format_percent
-from engine.finetune import FINETUNE_UPDATES, MIN_FINETUNE_FILES, check_finetune_count, finetune_config
+from engine.finetune import DEFAULT_TUNE, FINETUNE_UPDATES, MIN_FINETUNE_FILES, check_finetune_count, finetune_config
 from svgui import settings as prefs
 from svgui.dialogs.messages import show_error
-from svgui.improve_jobs import HOLDOUT_FRACTION, ImproveRequest, ImproveResult, corrected_files, default_output
+from svgui.improve_jobs import (
+    HOLDOUT_FRACTION,
+    MIN_THRESHOLD_FILES,
+    ImproveRequest,
+    ImproveResult,
+    corrected_files,
+    default_output,
+    verdict,
+)
 from svgui.model_jobs import Loading, LogLine, TrainingSteps, readable_training_error
 from svgui.widgets.tables import make_read_only
 from svgui.widgets.training_device import format_duration
@@ -72,6 +80,7 @@ class ImproveDialog(QDialog):
         self._worker: Worker | None = None
         self.files: list[Path] = []
         self.result: ImproveResult | None = None
+        self.verdict = ""   # after a run: better, worse, mixed or same (svgui.improve_jobs.verdict)
 
         self.summary = QLabel()
         self.summary.setWordWrap(True)
@@ -113,9 +122,11 @@ class ImproveDialog(QDialog):
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for column in range(1, len(RESULT_COLUMNS)):
             self.table.horizontalHeader().setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
-        self.table.setToolTip("The held-out files took no part in the fine-tuning nor in the threshold: error is "
-                              "the share of frames wrong after smoothing; edits are the regions to insert or "
-                              "delete and boundaries to move by more than 50 ms, per minute of audio")
+        self.table.setToolTip("The held-out files took no part in the fine-tuning; from two of them on they choose "
+                              "the new model's threshold, and each file's figure for it uses the threshold chosen "
+                              "on the other held-out files. Error is the share of frames wrong after smoothing; "
+                              "edits are the regions to insert or delete and boundaries to move by more than 50 ms, "
+                              "per minute of audio")
         self.table.setMinimumHeight(110)
         self.table.hide()
 
@@ -187,8 +198,11 @@ class ImproveDialog(QDialog):
             config = finetune_config(parent, updates=self.updates.value())
             lines.append(f"fine-tuning on {len(tune)}, comparing the models on {len(held)} held out: "
                          f"{', '.join(t.name for t in held)}")
+            threshold = (f"the new model's threshold is chosen on the {len(held)} held-out files" if
+                         len(held) >= MIN_THRESHOLD_FILES else "the new model keeps the model's threshold (choosing "
+                         f"one needs {MIN_THRESHOLD_FILES} held-out files)")
             lines.append(f"{config.updates:,} updates from learning rate {config.learning_rate:g} (0.1 × the "
-                         "model's); the new model keeps the model's threshold")
+                         f"model's), {DEFAULT_TUNE.describe()}; {threshold}")
         else:
             lines.append(f"<span style='color:#a00'>Fine-tuning needs at least {MIN_FINETUNE_FILES} corrected files "
                          "with labels: correct and save the annotations of more files first.</span>")
@@ -262,15 +276,22 @@ class ImproveDialog(QDialog):
         self._show_table(result)
         last = result.last
         before, after = result.pooled("parent"), result.pooled("child")
+        kind, sentence = verdict(result)
+        colour = {"better": "#070", "worse": "#a00"}.get(kind, "#850")
         self.view.show_result(
             f"<b>Finished</b>: {last.update:,} updates in {format_duration(last.elapsed_s)}; new model "
             f"<code>{result.out_path}</code><br>On the {len(result.rows)} held-out file(s): error "
             f"{format_percent(before[0].error)} → {format_percent(after[0].error)}, edits per minute "
-            f"{_edits(before[1])} → {_edits(after[1])}")
+            f"{_edits(before[1])} → {_edits(after[1])}<br><b style='color:{colour}'>{sentence}</b>")
+        self.verdict = kind
         self.view.log_line(f"finished: {result.out_path}")
-        self.view.status.setText("Finished. Press “Use the Improved Model” to make it the active model.")
+        self.view.status.setText("Finished. Press “Use the Improved Model” to make it the active model."
+                                 if kind == "better" else f"Finished. {result.parent_name} stays the active model.")
         self.use_button.setVisible(True)
         self.use_button.setEnabled(True)
+        # Enter (the default button) must not make a model active that the table says is no better
+        self.use_button.setDefault(kind == "better")
+        self.use_button.setText("Use the Improved Model" if kind == "better" else "Use It Anyway")
         if self._settings is not None:
             prefs.set_training_folder(self._settings, result.out_path.parent)
         self.modelTrained.emit(result.out_path)

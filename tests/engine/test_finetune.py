@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from engine import train as train_module
 from engine.cache import SpectrogramCache
 from engine.checkpoint import VoiceModel, load_model, read_header, save_model
 from engine.cli import main
@@ -11,10 +12,10 @@ from engine.config import AugmentConfig, FeatureConfig, ModelConfig, TrainConfig
 from engine.datasets import find_tracks, load_tracks
 from engine.errors import ConfigError, DatasetError
 from engine.fileio import file_sha256
-from engine.finetune import FINETUNE_LR_FACTOR, finetune_config, lineage, parent_augment
+from engine.finetune import FINETUNE_LR_FACTOR, TuneOptions, finetune_config, lineage, parent_augment
 from engine.normalize import Normalization, compute_normalization
 from engine.predict import predict_linear
-from engine.train import train
+from engine.train import checkpoint_path_for, train
 from tests.cli_helpers import assert_one_line_error
 from tests.synth import random_voiced, write_song
 
@@ -138,3 +139,82 @@ def test_cli_init_with_one_file_is_one_clear_error(parent, songs, tmp_path, caps
     code = main(["train", "--init", str(parent), "--train", str(one), "--out", str(tmp_path / "c.safetensors"),
                  "--updates", "3", "--device", "cpu"])
     assert_one_line_error(code, capsys.readouterr().err, "at least 2 labelled files", "x")
+
+
+def test_frozen_features_keep_the_parents_convolutions_and_train_the_dense_layers(parent, data, tmp_path):
+    out = tmp_path / "frozen.safetensors"
+    config = finetune_config(parent, updates=6, batch_size=8, validate_every=3, checkpoint_every=0)
+    list(train(train_data=data[:2], valid_data=data[2:], out_path=out, config=config, init_from=parent,
+               tune=TuneOptions(freeze="features")))
+    before, child = load_model(parent).network.state_dict(), load_model(out).network.state_dict()
+    for name in before:
+        if name.startswith("conv"):
+            torch.testing.assert_close(child[name], before[name], rtol=0, atol=0, msg=name)
+        else:
+            assert not torch.equal(child[name], before[name]), f"{name} did not learn"
+    assert read_header(out)["metadata"]["tune"] == {"freeze": "features", "balance": False}
+
+
+def test_freezing_needs_a_trained_model(data, tmp_path):
+    with pytest.raises(ConfigError, match="freezing the features layers needs a trained model"):
+        next(train(train_data=data[:2], out_path=tmp_path / "m.safetensors", config=TrainConfig(updates=2),
+                   model_config=SMALL, tune=TuneOptions(freeze="features")))
+    with pytest.raises(ConfigError, match="freeze must be one of none, features, got 'conv'"):
+        TuneOptions(freeze="conv")
+
+
+def _voiced_shares(monkeypatch, parent, data, tmp_path, tune) -> list[float]:
+    """The share of voiced targets in each training batch of a short fine-tuning run."""
+    shares = []
+
+    class Recording(train_module.BatchStream):
+        def next(self):
+            excerpts, targets = super().next()
+            shares.append(float((targets > 0.5).float().mean()))
+            return excerpts, targets
+
+    monkeypatch.setattr(train_module, "BatchStream", Recording)
+    config = finetune_config(parent, updates=8, batch_size=16, validate_every=0, checkpoint_every=0)
+    list(train(train_data=data, out_path=tmp_path / f"b{tune.balance}.safetensors", config=config,
+               init_from=parent, tune=tune))
+    return shares
+
+
+def test_balance_draws_voiced_and_unvoiced_excerpts_in_equal_shares(monkeypatch, parent, songs, data, tmp_path):
+    # mostly unvoiced data: one song and two instrumentals
+    silent = load_tracks(find_tracks(songs / "silent"), config=FEATURES, cache=SpectrogramCache())
+    skewed = [data[0], *silent]
+    plain = _voiced_shares(monkeypatch, parent, skewed, tmp_path, TuneOptions(balance=False))
+    balanced = _voiced_shares(monkeypatch, parent, skewed, tmp_path, TuneOptions(balance=True))
+    assert np.mean(plain) < 0.45 and len(set(plain)) > 1  # as the data come: about a quarter voiced
+    assert balanced == [0.5] * len(balanced)
+    assert read_header(tmp_path / "bTrue.safetensors")["metadata"]["tune"]["balance"] is True
+
+
+def test_cli_freeze_and_balance_flags_are_recorded_and_freeze_needs_init(parent, songs, tmp_path, capsys):
+    out = tmp_path / "flags.safetensors"
+    code = main(["train", "--init", str(parent), "--train", str(songs / "mine"), "--out", str(out),
+                 "--updates", "2", "--batch-size", "8", "--device", "cpu", "--freeze", "none", "--balance"])
+    assert code == 0, capsys.readouterr().err
+    assert read_header(out)["metadata"]["tune"] == {"freeze": "none", "balance": True}
+    assert "all layers trained, voiced/unvoiced excerpts balanced" in capsys.readouterr().err
+    code = main(["train", "--train", str(songs / "mine"), "--out", str(tmp_path / "scratch.safetensors"),
+                 "--updates", "2", "--device", "cpu", "--freeze", "features"])
+    assert_one_line_error(code, capsys.readouterr().err, "--freeze needs --init MODEL")
+
+
+def test_a_resumed_frozen_run_stays_frozen(parent, data, tmp_path):
+    out = tmp_path / "resumed.safetensors"
+    config = finetune_config(parent, updates=6, batch_size=8, validate_every=0, checkpoint_every=0)
+    steps = train(train_data=data[:2], out_path=out, config=config, init_from=parent,
+                  tune=TuneOptions(freeze="features", balance=True))
+    for record in steps:
+        if record.update == 3:
+            break
+    steps.close()  # cancelled: the checkpoint keeps the tuning options with the optimizer state
+    checkpoint = checkpoint_path_for(out)
+    records = list(train(train_data=data[:2], out_path=out, config=TrainConfig(updates=6), resume_from=checkpoint))
+    assert records[-1].update == 6
+    child, before = load_model(out), load_model(parent)
+    assert child.metadata["tune"] == {"freeze": "features", "balance": True}
+    torch.testing.assert_close(child.network.conv1.weight, before.network.conv1.weight, rtol=0, atol=0)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from engine.errors import DatasetError
-from engine.sampler import ExcerptSampler
+from engine.sampler import BalancedSampler, ExcerptSampler
 
 N_STARTS = 101
 STARTS = torch.arange(N_STARTS) * 7 + 3  # distinct values, not their indices
@@ -90,3 +90,25 @@ def test_load_state_with_other_number_of_starts_is_a_dataset_error():
 def test_no_starts_is_an_error():
     with pytest.raises(ValueError, match="no excerpt positions"):
         ExcerptSampler(torch.zeros(0, dtype=torch.long), seed=0)
+
+
+def test_balanced_sampler_draws_voiced_and_unvoiced_in_equal_shares_and_resumes():
+    voiced = torch.zeros(N_STARTS, dtype=torch.bool)
+    voiced[:10] = True  # 10 % voiced, as a tuning set of accompaniments would be (or 90 % the other way)
+    sampler = BalancedSampler(STARTS, voiced, seed=4)
+    batches = [sampler.next_batch(size) for size in (8, 7, 7, 32)]
+    drawn = torch.cat(batches)
+    is_voiced = torch.isin(drawn, STARTS[voiced])
+    assert is_voiced.sum() == len(drawn) // 2  # odd batches alternate the extra excerpt: 4+4, 4+3, 3+4, 16+16
+    assert [int(torch.isin(b, STARTS[voiced]).sum()) for b in batches] == [4, 4, 3, 16]
+    # the rare class repeats (10 voiced starts, 27 voiced draws), each once per its own epoch
+    assert torch.equal(drawn[is_voiced][:10].sort().values, STARTS[:10])
+    state = sampler.state()
+    resumed = BalancedSampler(STARTS, voiced, seed=99)
+    resumed.load_state(state)
+    assert torch.equal(sampler.next_batch(9), resumed.next_batch(9))
+
+
+def test_balanced_sampler_needs_both_classes():
+    with pytest.raises(DatasetError, match="needs both; these data have only voiced"):
+        BalancedSampler(STARTS, torch.ones(N_STARTS, dtype=torch.bool), seed=0)

@@ -1,18 +1,33 @@
 """Model ▸ Improve Model with My Annotations…: end to end on tiny data, the refusal of too few files,
 and the lineage in the Models window."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from engine.annotation_effort import file_effort
 from engine.annotation_state import update_file_state
 from engine.cache import SpectrogramCache
 from engine.checkpoint import VoiceModel, load_model, save_model
 from engine.config import FeatureConfig, ModelConfig
 from engine.datasets import find_tracks, load_tracks
+from engine.evaluate import find_best_threshold
+from engine.finetune import DEFAULT_TUNE
 from engine.normalize import compute_normalization
+from engine.predict import predict_linear
 from svgui.dialogs import messages
-from svgui.improve_jobs import corrected_files, default_output
+from svgui.improve_jobs import (
+    HeldOutRow,
+    ImproveRequest,
+    ImproveResult,
+    corrected_files,
+    default_output,
+    run_improve,
+    verdict,
+)
 from svgui.main_window import MainWindow
+from svgui.model_jobs import LogLine
 from tests.synth import random_voiced, write_song
 
 SMALL = ModelConfig(conv_channels=(8, 8, 16, 8), dense_units=(32, 16))
@@ -103,3 +118,55 @@ def test_fewer_than_two_corrected_files_get_a_clear_message(qtbot, env, corpus, 
     assert message.title == "Cannot improve the model"
     assert "at least 2 labelled files, got 1 (only.flac)" in message.text
     window.workers.stop_all()
+
+
+def _run(request):
+    """Drive the job to its end as the worker does; returns (log lines, result)."""
+    job, lines = run_improve(request), []
+    while True:
+        try:
+            item = next(job)
+        except StopIteration as stop:
+            return lines, stop.value
+        if isinstance(item, LogLine):
+            lines.append(item.text)
+
+
+def test_two_held_out_files_choose_the_threshold_and_each_is_scored_at_the_others(corpus, tmp_path):
+    folder, parent = corpus
+    files = corrected_files(sorted(folder.glob("*.flac")))
+    out = tmp_path / "chosen.safetensors"
+    lines, result = _run(ImproveRequest(parent, tuple(files), out, holdout_fraction=0.5, updates=6))
+    assert len(result.rows) == 2 and "chosen on the 2 held-out files" in result.threshold_note
+    assert any(line.startswith("fine-tuning parent-net") and DEFAULT_TUNE.describe() in line for line in lines)
+    child = load_model(out)
+    held = load_tracks([t for t in find_tracks(folder) if t.name in {r.name for r in result.rows}],
+                       config=child.features, cache=SpectrogramCache())
+    held.sort(key=lambda d: [r.name for r in result.rows].index(d.track.name))
+    probabilities = [predict_linear(child, d.linear) for d in held]
+    everything, _ = find_best_threshold(probabilities, [d.targets for d in held], config=child.eval_config)
+    assert child.threshold == pytest.approx(everything) and child.metadata["threshold_source"] == "validation"
+    for i, row in enumerate(result.rows):  # the figure of file i owes nothing to file i's own labels
+        other, _ = find_best_threshold([probabilities[1 - i]], [held[1 - i].targets], config=child.eval_config)
+        expected = file_effort(row.name, probabilities[i], held[i].targets, threshold=other,
+                               frames_per_second=child.features.frames_per_second, eval_config=child.eval_config)
+        assert row.child.counts == expected.counts and row.child.edits == expected.edits
+
+
+def _row(name, probabilities, truth):
+    return file_effort(name, probabilities, truth, threshold=0.5, frames_per_second=70.0)
+
+
+def test_the_verdict_says_plainly_when_the_new_model_is_worse():
+    truth = np.repeat([False, True, False], 300)
+    right, wrong = np.where(truth, 0.9, 0.1), np.full(len(truth), 0.9)
+    rows = (HeldOutRow("a", _row("a", right, truth), _row("a", wrong, truth)),)
+    worse = ImproveResult(Path("m.safetensors"), "parent-net", "mine", ("b",), rows, last=None)
+    kind, sentence = verdict(worse)
+    assert kind == "worse" and "worse than parent-net" in sentence and "parent-net, which stays the active" in sentence
+    flipped = ImproveResult(Path("m.safetensors"), "parent-net", "mine", ("b",),
+                            (HeldOutRow("a", rows[0].child, rows[0].parent),), last=None)
+    assert verdict(flipped)[0] == "better"
+    same = ImproveResult(Path("m.safetensors"), "parent-net", "mine", ("b",),
+                         (HeldOutRow("a", rows[0].parent, rows[0].parent),), last=None)
+    assert verdict(same)[0] == "same" and "stays the active model" in verdict(same)[1]

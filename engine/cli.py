@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     train = sub.add_parser("train", help="train a network on labelled audio",
-                           description="Train the CNN (SPEC §4, the paper's settings by default).")
+                           description="Train the CNN (the paper's settings by default).")
     train.add_argument("--train", required=True, type=Path, metavar="DIR",
                        help="folder of audio files with .lab/.txt labels beside them, or a Jamendo corpus root")
     train.add_argument("--valid", type=Path, metavar="DIR", help="validation folder (threshold and figures)")
@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.set_defaults(run=run_experiment)
 
     bench = sub.add_parser("bench", help="measure feature and prediction speed on this machine",
-                           description="Speed benchmark of SPEC §6 (see bench/speed.py).")
+                           description="Speed benchmark of prediction and training (see bench/speed.py).")
     bench.add_argument("--seconds", type=float, default=180.0, help="audio length to time (default 180)")
     bench.add_argument("--excerpt-seconds", type=float, default=20.0,
                        help="audio length for the slow excerpt-wise reference (default 20)")
@@ -193,7 +193,7 @@ def _add_recipe(parser: argparse.ArgumentParser) -> None:
 
     group = parser.add_argument_group("network and training variants (a new model only; default: the paper's)")
     group.add_argument("--architecture", choices=ARCHITECTURES,
-                       help="paper (SPEC §3) or thesis (batch norm everywhere, a fifth convolution; Schlüter's thesis)")
+                       help="paper (the paper's network) or thesis (batch norm everywhere, a fifth convolution; Schlüter's thesis)")
     group.add_argument("--optimizer", choices=OPTIMIZERS,
                        help="sgd-nesterov (0.01 x 0.85 every 2000 updates) or adam (0.001 x 0.85 every 2000 updates)")
     group.add_argument("--input-norm", choices=INPUT_NORMS,

@@ -211,7 +211,11 @@ def gains_notes(rows: Sequence[GainRow], *, repetitions_planned: int | None = No
              f"n per variant (repetitions{of}): {counts}."]
     missing = [row for row in rows if row.missing_runs]
     if missing:
-        listed = "; ".join(f"{row.variant}: {', '.join(row.missing_runs)}" for row in missing)
+        started = [row for row in missing if row.repetitions or row.incomplete_repetitions]
+        listed = "; ".join(f"{row.variant}: {', '.join(row.missing_runs)}" for row in started)
+        unstarted = [row for row in missing if row not in started]
+        if unstarted:  # a variant none of whose runs finished: its name says enough
+            listed += ("; " if listed else "") + "every run of " + ", ".join(row.variant for row in unstarted)
         total = sum(len(row.missing_runs) for row in missing)
         notes.append(f"Incomplete study: {total} planned run(s) have no gain figures yet, so these rows rest "
                      f"on the repetitions that finished. Missing: {listed}.")

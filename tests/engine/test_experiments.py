@@ -257,6 +257,10 @@ def test_the_gains_report_of_a_study_in_progress_names_the_missing_runs(sequenti
     table = (tmp_path / "gains.md").read_text()
     assert "Incomplete study: 1 planned run(s)" in table and "pitch and filter: pf/rep2" in table
     assert "n per variant (repetitions of 2 planned): no augmentation 2, pitch and filter 1." in table
+    baseline_only = [r for r in records if r["variant_key"] == "none"]
+    write_gains_report(baseline_only, tmp_path, planned=plan.runs())
+    table = (tmp_path / "gains.md").read_text()
+    assert "| pitch and filter | 0 | not run yet |" in table and "every run of pitch and filter." in table
 
 
 def test_gains_pool_over_folds_by_frames_voiced_and_unvoiced_counts(sequential_study):

@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="hold out this fraction of the training files for validation (seeded)")
     train.add_argument("--out", required=True, type=Path, metavar="MODEL", help="model file to write (.safetensors)")
     train.add_argument("--updates", type=int, metavar="N",
-                       help="weight updates (default 40000; with --init 1000)")
+                       help="weight updates (default 40000; with --init 200)")
     train.add_argument("--seed", type=int, default=0, help="seed for initialisation, sampling, dropout")
     train.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
     _add_precision(train)
@@ -48,19 +48,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="initial learning rate (default 0.01, with --optimizer adam 0.001; with --init 0.1 x "
                             "the parent's)")
     train.add_argument("--validate-every", type=int, metavar="N",
-                       help="updates between validations (0: only at the end; default 2000, with --init 250)")
+                       help="updates between validations (0: only at the end; default 2000, with --init 100)")
     train.add_argument("--checkpoint-every", type=int, metavar="N",
-                       help="updates between checkpoints (MODEL.checkpoint.safetensors; default 500, with --init 250)")
+                       help="updates between checkpoints (MODEL.checkpoint.safetensors; default 500, with --init 100)")
     train.add_argument("--init", type=Path, metavar="MODEL",
                        help="fine-tune: start from this model's weights and normalization (its own feature and "
                             "network settings), with a short schedule at a lower learning rate; the new file "
                             "records MODEL as its parent")
     train.add_argument("--freeze", choices=("none", "features"),
-                       help="with --init: 'features' keeps the parent's convolutional layers and trains the dense "
-                            "ones, 'none' trains all (default: engine.finetune.DEFAULT_TUNE)")
+                       help="with --init: 'features' (the default) keeps the parent's convolutional layers and "
+                            "trains the dense ones, 'none' trains all")
     train.add_argument("--balance", action=argparse.BooleanOptionalAction, default=None,
-                       help="draw excerpts voiced and unvoiced at their centre in equal shares (default: with "
-                            "--init engine.finetune.DEFAULT_TUNE, else off)")
+                       help="draw excerpts voiced and unvoiced at their centre in equal shares (default: on with "
+                            "--init, else off)")
     train.add_argument("--resume", type=Path, metavar="CHECKPOINT", help="continue from a checkpoint")
     train.add_argument("--name", default="", help="model name recorded in the file")
     train.add_argument("--overwrite", action="store_true",

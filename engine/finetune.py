@@ -5,9 +5,9 @@ network's first layer expects inputs standardized with them), trains on the user
 files with a short schedule at a lower learning rate, and records its parent in its metadata.
 
 Default schedule, and why: the bundled model trained 4,000 updates at lr 0.01 × 0.85 every 200,
-ending near 0.0005. Fine-tuning continues at that scale (0.1 × the parent's base rate, 0.001):
-large enough to move on a few files, small enough not to forget the parent's data in 1,000
-updates (a quarter of the parent's schedule; about 8 minutes on a 2-core CPU).
+ending near 0.0005. Fine-tuning continues at that scale (0.1 × the parent's base rate, 0.001)
+for 200 updates with the convolutional layers frozen and voiced/unvoiced excerpts balanced
+(``DEFAULT_TUNE``): the recipe measured in bench/annotation_effort.py (about 80 s on a 2-core CPU).
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from engine.datasets import TrackData, format_names
 from engine.errors import ConfigError, DatasetError
 from engine.fileio import file_sha256
 
-FINETUNE_UPDATES = 1000
+FINETUNE_UPDATES = 200           # measured (bench/annotation_effort.py); more moved the model further off
 FINETUNE_LR_FACTOR = 0.1          # of the parent's base learning rate
-FINETUNE_DECAY_EVERY = 200        # lr × 0.85 every 200 updates (5 steps in the default 1,000)
-FINETUNE_CHECK_EVERY = 250        # validation and checkpoints
+FINETUNE_DECAY_EVERY = 200        # lr × 0.85 every 200 updates (none in the default run)
+FINETUNE_CHECK_EVERY = 100        # validation and checkpoints
 MIN_FINETUNE_FILES = 2
 LINEAGE_DEPTH = 8                 # ancestors kept in a child's metadata (each parent record nests its own)
 
@@ -71,7 +71,11 @@ class TuneOptions:
         return ", ".join(parts)
 
 
-DEFAULT_TUNE = TuneOptions()
+# The default recipe (README "Improving the model with your annotations", measured on musdb7):
+# frozen convolutions keep the parent's features (a full fine-tune on 14 files of 7 s moved the
+# network far enough that no threshold chosen on held-out files rescued it), 4-5x faster updates
+# on a CPU; balancing guards against corrections that are mostly sung.
+DEFAULT_TUNE = TuneOptions(freeze="features", balance=True)
 
 
 def freeze_layers(network: torch.nn.Module, freeze: str) -> list[torch.nn.Module]:
@@ -182,8 +186,8 @@ def check_finetune_data(parent_path: str | os.PathLike, features: FeatureConfig,
     """Clear errors for data a fine-tuning cannot use; returns notes (files taken as instrumentals).
 
     Needs at least two labelled files in all (one to learn from, one to check on), spectrograms of
-    the model's shape, and voice somewhere in the training files: a run on no-voice files only
-    would teach the model to never say voice.
+    the model's shape, and both voice and no voice somewhere in the training files: a run on one
+    class only would teach the model to always say it.
     """
     everything = [*train_data, *valid_data]
     unlabelled = [d.track.name for d in everything if d.targets is None]
@@ -201,5 +205,11 @@ def check_finetune_data(parent_path: str | os.PathLike, features: FeatureConfig,
     if len(silent) == len(train_data):
         raise DatasetError(f"none of the {len(train_data)} fine-tuning file(s) has voice in its labels "
                            f"({format_names(silent)}): label the sung parts of at least one file first")
+    if all(d.targets.all() for d in train_data):
+        # Measured (bench/annotation_effort.py, musdb7 mixes sung throughout): the model then calls
+        # instrumentals voice (0 % -> 70-100 % error on their accompaniments), whatever the balancing.
+        raise DatasetError(f"every frame of the {len(train_data)} fine-tuning file(s) is labelled voice "
+                           f"({format_names([d.track.name for d in train_data])}): the model would learn to call "
+                           "everything voice; add files or passages without singing (an instrumental, an intro)")
     return [f"no voice in the labels of {format_names(silent)}: used as instrumental (no-voice) examples"] \
         if silent else []

@@ -123,7 +123,8 @@ def test_cli_init_uses_the_short_schedule_and_the_parents_augmentation(parent, s
     assert code == 0, capsys.readouterr().err
     meta = read_header(out)["metadata"]
     assert meta["train_config"]["learning_rate"] == pytest.approx(0.002)
-    assert meta["train_config"]["validate_every"] == 250 and meta["augment"]["max_pitch"] == 0.2
+    assert meta["train_config"]["validate_every"] == 100 and meta["augment"]["max_pitch"] == 0.2
+    assert meta["tune"] == {"freeze": "features", "balance": True}  # the measured default recipe
     assert meta["parent"]["file"] == "parent.safetensors"
     assert parent_augment(parent) == AugmentConfig(max_pitch=0.2)
     assert "fine-tuning" in capsys.readouterr().err
@@ -218,3 +219,14 @@ def test_a_resumed_frozen_run_stays_frozen(parent, data, tmp_path):
     child, before = load_model(out), load_model(parent)
     assert child.metadata["tune"] == {"freeze": "features", "balance": True}
     torch.testing.assert_close(child.network.conv1.weight, before.network.conv1.weight, rtol=0, atol=0)
+
+
+def test_fine_tuning_files_sung_throughout_are_refused(parent, songs, tmp_path):
+    sung = tmp_path / "sung"
+    for i in range(2):
+        write_song(sung / f"all{i}.flac", 6.0, [(0.0, 6.0)], seed=90 + i)
+    data = load_tracks(find_tracks(sung), config=FEATURES, cache=SpectrogramCache())
+    assert all(d.targets.all() for d in data)
+    with pytest.raises(DatasetError, match="every frame of the 2 fine-tuning file.* is labelled voice.*all0, all1"):
+        list(train(train_data=data, out_path=tmp_path / "c.safetensors", init_from=parent,
+                   config=TrainConfig(updates=2)))

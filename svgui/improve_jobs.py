@@ -4,10 +4,10 @@ The files the user has corrected (``engine.annotation_state.file_status`` "edite
 are split, seeded, into fine-tuning files and held-out files; the active model is fine-tuned on
 the first (``engine.train.train(init_from=...)``) and both models are scored on the second: frame
 error and the edits an annotator would still make (``engine.annotation_effort``). The held-out
-files compare the models; with at least ``MIN_THRESHOLD_FILES`` of them they also choose the new
-model's threshold (fine-tuning shifts the network's output scale, bench/annotation_effort.py), and
+files compare the models; on request, with at least ``MIN_THRESHOLD_FILES`` of them, they also
+choose the new model's threshold (fine-tuning shifts the network's output scale, bench/annotation_effort.py), and
 each file's figure for the new model is then taken at the threshold chosen on the *other* held-out
-files, so that the table does not flatter it. With fewer, the new model keeps the parent's threshold.
+files, so that the table does not flatter it. Otherwise the new model keeps the parent's threshold.
 """
 
 from __future__ import annotations
@@ -69,7 +69,9 @@ class ImproveRequest:
     updates: int = FINETUNE_UPDATES
     device: str = "cpu"
     tune: TuneOptions = DEFAULT_TUNE       # frozen layers, balanced sampling (engine.finetune)
-    choose_threshold: bool = True          # on the held-out files when there are MIN_THRESHOLD_FILES
+    # On the held-out files when there are MIN_THRESHOLD_FILES; off by default: on musdb7 it helped
+    # once and hurt once (README "Improving the model with your annotations").
+    choose_threshold: bool = False
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, QTimer, Signal, Slot
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
+    QCheckBox,
     QDialog,
     QDoubleSpinBox,
     QFormLayout,
@@ -92,6 +93,12 @@ class ImproveDialog(QDialog):
                                 "(at least one file)")
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
         self.seed.setToolTip("Which files are held out, the batches and the augmentation draws")
+        self.choose_threshold = QCheckBox("Choose the threshold on the held-out files")
+        self.choose_threshold.setToolTip(
+            f"With {MIN_THRESHOLD_FILES} or more held-out files, pick the new model's threshold on them instead of "
+            "keeping the model's; each file's figure in the table then uses the threshold chosen on the others. "
+            "Off by default: on the 7-second musdb7 clips it helped once and hurt once")
+        self.choose_threshold.toggled.connect(self._update_summary)
         self.out_edit = QLineEdit()
         self.out_edit.setToolTip("The new model file (an existing file is never replaced)")
         for box in (self.holdout, self.seed, self.updates):
@@ -100,6 +107,7 @@ class ImproveDialog(QDialog):
         form.addRow("Fine-tuning updates:", self.updates)
         form.addRow("Hold out:", self.holdout)
         form.addRow("Seed:", self.seed)
+        form.addRow("", self.choose_threshold)
         form.addRow("New model file:", self.out_edit)
 
         self.view = TrainingProgressView()
@@ -198,9 +206,13 @@ class ImproveDialog(QDialog):
             config = finetune_config(parent, updates=self.updates.value())
             lines.append(f"fine-tuning on {len(tune)}, comparing the models on {len(held)} held out: "
                          f"{', '.join(t.name for t in held)}")
-            threshold = (f"the new model's threshold is chosen on the {len(held)} held-out files" if
-                         len(held) >= MIN_THRESHOLD_FILES else "the new model keeps the model's threshold (choosing "
-                         f"one needs {MIN_THRESHOLD_FILES} held-out files)")
+            if not self.choose_threshold.isChecked():
+                threshold = "the new model keeps the model's threshold"
+            elif len(held) >= MIN_THRESHOLD_FILES:
+                threshold = f"the new model's threshold is chosen on the {len(held)} held-out files"
+            else:
+                threshold = (f"the new model keeps the model's threshold (choosing one needs {MIN_THRESHOLD_FILES} "
+                             "held-out files)")
             lines.append(f"{config.updates:,} updates from learning rate {config.learning_rate:g} (0.1 × the "
                          f"model's), {DEFAULT_TUNE.describe()}; {threshold}")
         else:
@@ -220,7 +232,8 @@ class ImproveDialog(QDialog):
             raise EngineError("choose a file name for the new model")
         return ImproveRequest(Path(parent), tuple(self.files), Path(self.out_edit.text().strip()),
                               holdout_fraction=self.holdout.value(), seed=self.seed.value(),
-                              updates=self.updates.value(), device=self._device)
+                              updates=self.updates.value(), device=self._device,
+                              choose_threshold=self.choose_threshold.isChecked())
 
     # ---- running -----------------------------------------------------------------------------------
     def start(self) -> bool:
@@ -350,7 +363,7 @@ class ImproveDialog(QDialog):
             self.use_button.setText("Active Model ✓")
 
     def _set_running(self, running: bool) -> None:
-        for widget in (self.updates, self.holdout, self.seed, self.out_edit):
+        for widget in (self.updates, self.holdout, self.seed, self.choose_threshold, self.out_edit):
             widget.setEnabled(not running)
         self.start_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)

@@ -68,6 +68,10 @@ def test_improve_window_end_to_end(qtbot, env, corpus):
     assert dialog.isVisible() and len(dialog.files) == 4
     summary = dialog.summary.text()
     assert "parent-net" in summary and "4 marked edited or reviewed" in summary and "fine-tuning on 3" in summary
+    assert "keeps the model's threshold" in summary and DEFAULT_TUNE.describe() in summary
+    dialog.choose_threshold.setChecked(True)  # one held-out file: nothing to choose it on
+    assert "choosing one needs 2 held-out files" in dialog.summary.text()
+    dialog.choose_threshold.setChecked(False)
     dialog.updates.setValue(12)
     dialog.out_edit.setText(str(env / "models" / "mine.safetensors"))
     with qtbot.waitSignal(dialog.modelTrained, timeout=TIMEOUT_MS) as blocker:
@@ -85,6 +89,7 @@ def test_improve_window_end_to_end(qtbot, env, corpus):
     assert dialog.table.item(0, 1).text().endswith("%") and dialog.table.item(0, 4).text() != ""
     assert dialog.table.horizontalHeaderItem(1).text() == "Error: parent-net"
     assert dialog.view.bar.value() == 12 and "Finished" in dialog.view.result_label.text()
+    assert verdict(result)[1] in dialog.view.result_label.text()  # better, worse, mixed or same, in words
     child = load_model(out)
     assert child.metadata["parent"]["name"] == "parent-net" and child.threshold == pytest.approx(0.45)
     assert held not in child.metadata["train_files"] and "take4" not in child.metadata["train_files"]
@@ -136,7 +141,8 @@ def test_two_held_out_files_choose_the_threshold_and_each_is_scored_at_the_other
     folder, parent = corpus
     files = corrected_files(sorted(folder.glob("*.flac")))
     out = tmp_path / "chosen.safetensors"
-    lines, result = _run(ImproveRequest(parent, tuple(files), out, holdout_fraction=0.5, updates=6))
+    lines, result = _run(ImproveRequest(parent, tuple(files), out, holdout_fraction=0.5, updates=6,
+                                        choose_threshold=True))
     assert len(result.rows) == 2 and "chosen on the 2 held-out files" in result.threshold_note
     assert any(line.startswith("fine-tuning parent-net") and DEFAULT_TUNE.describe() in line for line in lines)
     child = load_model(out)

@@ -164,7 +164,7 @@ def test_freezing_needs_a_trained_model(data, tmp_path):
         TuneOptions(freeze="conv")
 
 
-def _voiced_shares(monkeypatch, parent, data, tmp_path, tune) -> list[float]:
+def _voiced_shares(monkeypatch, parent, data, tmp_path, tune, augment=AugmentConfig()) -> list[float]:
     """The share of voiced targets in each training batch of a short fine-tuning run."""
     shares = []
 
@@ -176,8 +176,8 @@ def _voiced_shares(monkeypatch, parent, data, tmp_path, tune) -> list[float]:
 
     monkeypatch.setattr(train_module, "BatchStream", Recording)
     config = finetune_config(parent, updates=8, batch_size=16, validate_every=0, checkpoint_every=0)
-    list(train(train_data=data, out_path=tmp_path / f"b{tune.balance}.safetensors", config=config,
-               init_from=parent, tune=tune))
+    list(train(train_data=data, out_path=tmp_path / f"b{tune.balance}{augment.enabled}.safetensors", config=config,
+               init_from=parent, tune=tune, augment=augment))
     return shares
 
 
@@ -189,7 +189,11 @@ def test_balance_draws_voiced_and_unvoiced_excerpts_in_equal_shares(monkeypatch,
     balanced = _voiced_shares(monkeypatch, parent, skewed, tmp_path, TuneOptions(balance=True))
     assert np.mean(plain) < 0.45 and len(set(plain)) > 1  # as the data come: about a quarter voiced
     assert balanced == [0.5] * len(balanced)
-    assert read_header(tmp_path / "bTrue.safetensors")["metadata"]["tune"]["balance"] is True
+    assert read_header(tmp_path / "bTrueFalse.safetensors")["metadata"]["tune"]["balance"] is True
+    # augmented batches (the paper's augmentation, as the bundled model's fine-tuning uses) likewise
+    augmented = _voiced_shares(monkeypatch, parent, skewed, tmp_path, TuneOptions(balance=True),
+                               augment=AugmentConfig(max_pitch=0.2, max_stretch=0.2))
+    assert augmented == [0.5] * len(augmented)
 
 
 def test_cli_freeze_and_balance_flags_are_recorded_and_freeze_needs_init(parent, songs, tmp_path, capsys):

@@ -342,10 +342,15 @@ def describe_model(path: str | os.PathLike) -> str:
             lines.append(f"{key}: {json.dumps(meta[key]) if isinstance(meta[key], (dict, list)) else meta[key]}")
     parent = meta.get("parent")
     if isinstance(parent, dict):  # a fine-tuned model (engine.finetune)
-        from engine.finetune import lineage
+        from engine.finetune import TuneOptions, lineage
 
         lines.append(f"fine-tuned from: {parent.get('name')} ({parent.get('file')}, sha256 {parent.get('sha256')})")
         lines.append("lineage: " + " -> ".join(lineage(meta)))
+        if isinstance(meta.get("tune"), dict):  # models fine-tuned before the options existed have none
+            try:
+                lines.append(f"fine-tuning: {TuneOptions.from_dict(meta['tune']).describe()}")
+            except ConfigError:
+                lines.append(f"fine-tuning: {json.dumps(meta['tune'])}")
     return "\n".join(lines)
 
 

@@ -132,6 +132,7 @@ def test_cli_init_uses_the_short_schedule_and_the_parents_augmentation(parent, s
     info = capsys.readouterr().out
     assert f"fine-tuned from: parent-net (parent.safetensors, sha256 {file_sha256(parent)})" in info
     assert "lineage: parent-net -> cli-child" in info
+    assert "fine-tuning: convolutional layers frozen, voiced/unvoiced excerpts balanced" in info
 
 
 def test_cli_init_with_one_file_is_one_clear_error(parent, songs, tmp_path, capsys):

@@ -13,6 +13,10 @@ false ones and moves boundaries that are off by more than 50 ms. Compared, on ea
    that touch a span (recall) and the share of the audio the spans cover. Goal: >= 80 % of the edits
    inside spans covering <= 20 % of the audio.
 
+The fine-tuning recipe is ``engine.finetune.DEFAULT_TUNE`` unless ``--freeze`` / ``--balance`` say
+otherwise; ``--threshold-songs N`` lets N of the songs not tuned on choose a threshold for the
+fine-tuned model (and for the parent, for comparison), scoring both on the remaining songs.
+
 Data sets: the bundled model's held-out musdb7 files (its ``valid_files``: 14 songs, each as the
 mix and as its accompaniment; the fine-tuning draw takes K whole songs, seeded) and the three
 demo clips (leave one out; a fold whose training files have no voice cannot fine-tune and is

@@ -15,7 +15,9 @@ as hand-made) and "none" otherwise. Keys this version does not know are kept on 
 
 The sidecar is never a label file (label loaders read only .lab and .txt). One that cannot be
 read (not JSON, another format, a newer version) is ignored with an ``AnnotationStateWarning``
-and replaced by a fresh one on the next update.
+and rebuilt on the next update; the file itself is never written over: before the fresh one is
+written it is kept as ``svgui-annotation.json.unreadable`` (``-2``, ``-3``... if taken), and a
+warning says so.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.datasets import label_file_for
+from engine.errors import OutputWriteError
 from engine.fileio import atomic_write_text
 from engine.labels import Interval, merge_intervals
 
@@ -67,25 +70,52 @@ def sidecar_path(folder: str | os.PathLike) -> Path:
 
 def read_entries(folder: str | os.PathLike) -> dict[str, dict[str, Any]]:
     """The raw entries of a folder's sidecar by file name ({} if there is none or it is unreadable)."""
-    path = sidecar_path(folder)
+    return _read(sidecar_path(folder))[0]
+
+
+def _read(path: Path) -> tuple[dict[str, dict[str, Any]], bool]:
+    """(entries, whether a file lies there that could not be read)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return {}
+        return {}, False
     except (OSError, UnicodeDecodeError) as exc:
-        return _unreadable(path, getattr(exc, "strerror", None) or str(exc))
+        return _unreadable(path, getattr(exc, "strerror", None) or str(exc)), True
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        return _unreadable(path, f"not JSON ({exc.msg} at line {exc.lineno})")
+        return _unreadable(path, f"not JSON ({exc.msg} at line {exc.lineno})"), True
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        return _unreadable(path, f"not an svgui annotation state (format {_get(data, 'format')!r})")
+        return _unreadable(path, f"not an svgui annotation state (format {_get(data, 'format')!r})"), True
     if data.get("version") != VERSION:
-        return _unreadable(path, f"version {_get(data, 'version')!r}, this svgui reads version {VERSION}")
+        return _unreadable(path, f"version {_get(data, 'version')!r}, this svgui reads version {VERSION}"), True
     files = data.get("files", {})
     if not isinstance(files, dict):
-        return _unreadable(path, "'files' is not an object")
-    return {name: entry for name, entry in files.items() if isinstance(entry, dict)}
+        return _unreadable(path, "'files' is not an object"), True
+    return {name: entry for name, entry in files.items() if isinstance(entry, dict)}, False
+
+
+def _set_aside(path: Path) -> None:
+    """Keep an unreadable sidecar under a free name beside it (a hard link, which never replaces
+    an existing file, then the old name removed), so that rebuilding it loses nothing."""
+    for n in range(1, 1000):
+        kept = path.with_name(f"{path.name}.unreadable" + (f"-{n}" if n > 1 else ""))
+        try:
+            os.link(path, kept)
+            path.unlink()
+        except FileExistsError:
+            continue
+        except OSError as exc:  # no hard links here (FAT, some network shares): a checked rename
+            if kept.exists():
+                continue
+            try:
+                os.rename(path, kept)
+            except OSError:
+                raise OutputWriteError(kept, exc.strerror or str(exc)) from exc
+        warnings.warn(f"{path}: the unreadable annotation state is kept as {kept.name}; a fresh one is written",
+                      AnnotationStateWarning, stacklevel=3)
+        return
+    raise OutputWriteError(path, "no free name to keep the unreadable annotation state under")
 
 
 def _get(data: Any, key: str) -> Any:
@@ -154,7 +184,9 @@ def update_file_state(audio_path: str | os.PathLike, *, status: str | None = Non
     if status is not None and status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
     folder = audio_path.parent
-    entries = read_entries(folder)
+    entries, unreadable = _read(sidecar_path(folder))
+    if unreadable:
+        _set_aside(sidecar_path(folder))
     entry = dict(entries.get(audio_path.name, {}))
     if "status" not in entry:
         entry["status"] = file_state(audio_path).status if status is None else status

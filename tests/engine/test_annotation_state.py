@@ -79,6 +79,13 @@ def test_an_unreadable_sidecar_is_ignored_with_a_warning_and_rebuilt(folder, tex
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert file_status(folder / "a.wav") == "reviewed"
+    # rebuilding never writes over the file that was there: its bytes are kept beside it
+    assert (folder / f"{SIDECAR_NAME}.unreadable").read_text() == text
+    (folder / SIDECAR_NAME).write_text(text)
+    with pytest.warns(AnnotationStateWarning, match=f"kept as {SIDECAR_NAME}.unreadable-2"):
+        update_file_state(folder / "a.wav", status="edited")
+    assert (folder / f"{SIDECAR_NAME}.unreadable").read_text() == text
+    assert (folder / f"{SIDECAR_NAME}.unreadable-2").read_text() == text
 
 
 def test_bad_entries_and_values(folder):

@@ -113,6 +113,8 @@ class ModelComparison(QGroupBox):
         self.figures.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.figures.verticalHeader().setDefaultSectionSize(22)
         self.figures.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        # Long model names end in "…" instead of being cut at both sides; the tool tip has them whole.
+        self.figures.horizontalHeader().setTextElideMode(Qt.TextElideMode.ElideRight)
         self.figures.setMinimumWidth(320)
         self.gain_canvas = pg.PlotWidget()
         self.gain_canvas.setMenuEnabled(False)
@@ -321,6 +323,7 @@ class ModelComparison(QGroupBox):
         self.figures.setRowCount(len(rows))
         for column, name in enumerate(names):
             header = QTableWidgetItem(name)
+            header.setToolTip(name)
             if column < len(COMPARE_COLORS):
                 header.setForeground(QColor(COMPARE_COLORS[column]))
             self.figures.setHorizontalHeaderItem(column, header)

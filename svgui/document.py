@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -44,17 +45,29 @@ def normalize_intervals(intervals: list[Interval], duration_s: float | None = No
 
 
 class SetAnnotations(QUndoCommand):
-    """Replace the annotation list; undo restores the previous one."""
+    """Replace the annotation list; undo restores the previous one.
+
+    The command holds its document weakly. The stack (a child of the document) owns the command,
+    so a strong reference would make a cycle through the document's Python wrapper. If Python's
+    garbage collector then freed the document, ``~QUndoStack`` deleted commands whose wrappers it
+    had already torn down, and the process crashed (seen as segfaults at the end of test runs).
+    """
 
     def __init__(self, document: "Document", before: list[Interval], after: list[Interval], text: str):
         super().__init__(text)
-        self._document, self._before, self._after = document, before, after
+        self._document = weakref.ref(document)
+        self._before, self._after = before, after
 
     def redo(self) -> None:
-        self._document._apply_annotations(self._after)
+        self._apply(self._after)
 
     def undo(self) -> None:
-        self._document._apply_annotations(self._before)
+        self._apply(self._before)
+
+    def _apply(self, intervals: list[Interval]) -> None:
+        document = self._document()
+        if document is not None:  # gone: the stack is being destroyed with it
+            document._apply_annotations(intervals)
 
 
 class Document(QObject):

@@ -1,6 +1,8 @@
 """The document model: annotation edits with undo, saving, autosave and recovery, metrics."""
 
+import gc
 import warnings
+import weakref
 
 import numpy as np
 import pytest
@@ -40,6 +42,24 @@ def test_every_edit_is_one_undo_step_and_marks_the_document_dirty(doc, qtbot):
     assert doc.annotations == [(1.0, 2.0), (4.0, 5.0)]
     doc.undo_stack.redo()
     assert doc.annotations == [(1.5, 2.5), (4.0, 5.0)]
+
+
+def test_a_document_with_undo_history_is_freed_by_reference_counting(tmp_path):
+    """No reference cycle through the undo stack: left to Python's cycle collector, a dropped
+    document's ~QUndoStack deleted commands whose wrappers were already gone (a segfault)."""
+    document = Document()
+    samples = np.zeros(22050 * 3, dtype=np.float32)
+    document.set_audio(tmp_path / "song.flac", samples, log_mel_spectrogram(samples).numpy())
+    document.add_region(0.5, 1.0)
+    document.add_region(2.0, 2.5)
+    document.undo_stack.undo()
+    alive = weakref.ref(document)
+    gc.disable()
+    try:
+        del document
+        assert alive() is None
+    finally:
+        gc.enable()
 
 
 def test_overlapping_regions_merge_and_split_and_merge_are_undoable(doc):

@@ -20,8 +20,18 @@ import torch
 
 from engine.cache import SpectrogramCache
 from engine.checkpoint import load_model, save_model
-from engine.config import AugmentConfig, FeatureConfig, TrainConfig
+from engine.config import (
+    ARCHITECTURES,
+    FIRST_CONVS,
+    INPUT_NORMS,
+    OPTIMIZERS,
+    AugmentConfig,
+    FeatureConfig,
+    ModelConfig,
+    TrainConfig,
+)
 from engine.datasets import Track, find_tracks, load_tracks
+from engine.optim import default_learning_rate
 from engine.predict import predict_linear
 from engine.train import train
 
@@ -48,6 +58,11 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--valid-fraction", type=float, default=0.15)
     parser.add_argument("--augment", default="paper")
+    parser.add_argument("--architecture", choices=ARCHITECTURES, default="paper")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd-nesterov")
+    parser.add_argument("--input-norm", choices=INPUT_NORMS, default="fixed")
+    parser.add_argument("--first-conv", choices=FIRST_CONVS, default="plain")
+    parser.add_argument("--name", default="svgui-musdb7")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--resume", type=Path)
     args = parser.parse_args()
@@ -66,10 +81,12 @@ def main() -> int:
     valid_data = load_tracks(valid_musdb, config=features, cache=cache)
     scale = args.updates / 40_000
     config = TrainConfig(updates=args.updates, seed=args.seed, lr_decay_every=max(1, round(2000 * scale)),
-                         validate_every=max(1, round(2000 * scale)) * 2, checkpoint_every=250)
+                         validate_every=max(1, round(2000 * scale)) * 2, checkpoint_every=250,
+                         optimizer=args.optimizer, learning_rate=default_learning_rate(args.optimizer))
+    model_config = ModelConfig(architecture=args.architecture, input_norm=args.input_norm, first_conv=args.first_conv)
     for progress in train(train_data=train_data, valid_data=valid_data, out_path=args.out, config=config,
-                          augment=AugmentConfig.parse(args.augment), device=args.device, resume_from=args.resume,
-                          data_description=description, name="svgui-musdb7",
+                          model_config=model_config, augment=AugmentConfig.parse(args.augment), device=args.device, resume_from=args.resume,
+                          data_description=description, name=args.name,
                           overwrite=True):  # this script exists to replace the bundled model
         if progress.update % 50 == 0 or progress.validation is not None:
             line = f"update {progress.update}/{progress.total_updates} loss {progress.loss:.4f} " \

@@ -1,6 +1,6 @@
 """Quality benchmark: evaluate any model file on any labelled folder, with and without TTA.
 
-    python bench/quality.py --model resources/models/svgui-musdb7.safetensors \
+    python bench/quality.py --model resources/models/svgui-musdb7-robust.safetensors \
         --data ../shared/data/musdb7-train --files valid [--json]
 
 Prints pooled error, recall, specificity, precision and F1 at the model's threshold (chosen on

@@ -1,6 +1,6 @@
 """Robustness of a model on its own validation songs: error, recall, specificity per gain and per ratio.
 
-    python bench/robustness.py [--model resources/models/svgui-musdb7.safetensors]
+    python bench/robustness.py [--model resources/models/svgui-musdb7-robust.safetensors]
         [--songs-from MODEL] [--data ../shared/data/musdb7-train] [--gains -18,-12,-6,0,6]
         [--snr -12,-6,0,6] [--json]
 

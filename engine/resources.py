@@ -26,3 +26,10 @@ def bundled_model_path() -> Path | None:
     models = sorted((root / "models").glob("*.safetensors"), key=lambda p: p.stat().st_mtime)
     models = [m for m in models if ".checkpoint." not in m.name]
     return models[-1] if models else None
+
+
+def previous_bundled_models() -> list[Path]:
+    """Models bundled before the current one (``resources/models/previous/``), kept loadable."""
+    root = resource_dir()
+    folder = None if root is None else root / "models" / "previous"
+    return sorted(folder.glob("*.safetensors")) if folder is not None and folder.is_dir() else []

@@ -17,7 +17,7 @@ from engine.checkpoint import describe_recipe, read_header
 from engine.errors import EngineError
 from engine.evaluate import format_percent
 from engine.finetune import lineage
-from engine.resources import bundled_model_path
+from engine.resources import bundled_model_path, previous_bundled_models
 from svgui import settings as prefs
 from svgui.model_jobs import same_file
 
@@ -48,7 +48,7 @@ class ModelEntry:
     """One row of the list: what the model file's header says."""
 
     path: Path
-    source: str                     # "bundled" or "yours"
+    source: str                     # "bundled", "previous bundled" or "yours"
     name: str = ""
     data: str = ""
     updates: int | None = None
@@ -101,8 +101,10 @@ def describe_entry(path: Path, header: dict) -> str:
         lines.append(f"files: {len(meta['train_files'])} for training, {len(meta.get('valid_files') or [])} "
                      "for validation")
     if meta.get("updates") is not None:
+        optimizer = ("Adam" if train.get("optimizer") == "adam"
+                     else f"Nesterov momentum {train.get('momentum')}")  # files from before Adam: SGD
         schedule = (f", batch {train.get('batch_size')}, learning rate {train.get('learning_rate')} × "
-                    f"{train.get('lr_decay')} every {train.get('lr_decay_every')}, momentum {train.get('momentum')}"
+                    f"{train.get('lr_decay')} every {train.get('lr_decay_every')}, {optimizer}"
                     if train else "")
         lines.append(f"updates: {meta['updates']:,} (seed {meta.get('seed')}{schedule})")
     if meta.get("augment"):
@@ -128,9 +130,11 @@ def describe_entry(path: Path, header: dict) -> str:
 
 
 def model_entries(settings: QSettings) -> list[ModelEntry]:
-    """The bundled model, then the user's, each from its file's header (problems included)."""
+    """The bundled model, the ones bundled before it, then the user's, each from its file's header
+    (problems included)."""
     bundled = bundled_model_path()
     entries = [model_entry(bundled, "bundled")] if bundled is not None else []
+    entries += [model_entry(p, "previous bundled") for p in previous_bundled_models()]
     return entries + [model_entry(p, "yours") for p in user_model_paths(settings)]
 
 

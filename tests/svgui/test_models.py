@@ -37,6 +37,8 @@ def make_model(path, seed, *, name, error=None, updates=300, augment="pitch ±30
 def models(env, monkeypatch):
     bundled = make_model(env / "bundled.safetensors", 1, name="bundled-net", error=0.123)
     monkeypatch.setattr(models_panel, "bundled_model_path", lambda: bundled)
+    previous = make_model(env / "previous.safetensors", 3, name="old-net", error=0.2)
+    monkeypatch.setattr(models_panel, "previous_bundled_models", lambda: [previous])
     mine = make_model(env / "mine.safetensors", 2, name="my-net", error=0.0456, updates=1200, augment="none")
     return bundled, mine
 
@@ -170,8 +172,11 @@ def test_the_models_dialog_lists_metadata_and_makes_a_model_active(qtbot, env, m
     assert dialog.isVisible()
     rows = {dialog.table.item(r, 1).text(): [dialog.table.item(r, c).text() for c in range(dialog.table.columnCount())]
             for r in range(dialog.table.rowCount())}
-    assert set(rows) == {"bundled-net", "my-net", "gone"}
+    assert set(rows) == {"bundled-net", "old-net", "my-net", "gone"}
     assert rows["bundled-net"][0] == "● active" and rows["bundled-net"][2] == "bundled"
+    assert rows["old-net"][2] == "previous bundled"  # kept loadable when a new model is bundled
+    assert dialog.select(env / "previous.safetensors") and dialog.activate_button.isEnabled()
+    assert not dialog.remove_button.isEnabled()  # shipped with the app: not the user's to remove
     assert rows["my-net"][2:8] == ["yours", "folder /data/songs: 12 files", "1,200", "none", "4.56 %",
                                    "2025-01-02 10:00"]
     assert "cannot read" in rows["gone"][3]
@@ -181,11 +186,11 @@ def test_the_models_dialog_lists_metadata_and_makes_a_model_active(qtbot, env, m
     assert "recipe: paper network, fixed input normalization, plain first convolution, sgd-nesterov" in details
     dialog.make_active()
     assert window.model.path == mine
-    assert dialog.table.item(next(r for r in range(3) if dialog.table.item(r, 1).text() == "my-net"), 0).text() \
+    assert dialog.table.item(next(r for r in range(4) if dialog.table.item(r, 1).text() == "my-net"), 0).text() \
         == "● active"
     assert dialog.select(env / "gone.safetensors") and not dialog.activate_button.isEnabled()
     dialog.remove_selected()
-    assert dialog.table.rowCount() == 2
+    assert dialog.table.rowCount() == 3
     window.workers.stop_all()
 
 

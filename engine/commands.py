@@ -71,14 +71,14 @@ def train_command(args) -> int:
     if args.init is not None or args.resume is not None:
         recipe_from_args(args, allowed=False)
     if args.init is not None:  # fine-tuning: the parent's features, short schedule, lower rate, its augmentation
-        from engine.finetune import finetune_config, parent_augment
+        from engine.finetune import finetune_config
 
         if args.resume is not None:
             raise EngineError("--init and --resume exclude each other: a fine-tuning checkpoint records its parent")
         features = load_model(args.init).features  # full validation before reading any audio
         config = finetune_config(args.init, seed=args.seed, batch_size=args.batch_size, precision=args.precision,
                                  **given)
-        augment = parent_augment(args.init) if args.augment is None else AugmentConfig.parse(args.augment)
+        augment = None if args.augment is None else AugmentConfig.parse(args.augment)  # None: the parent's
         tune = tune_from_args(args)
     else:
         augment = AugmentConfig.parse(args.augment or "none")
@@ -100,9 +100,13 @@ def train_command(args) -> int:
     train_tracks, valid_tracks, description = resolve_training_data(
         args.train, valid_path=args.valid, valid_fraction=args.valid_fraction, seed=args.seed)
     if args.init is not None:
-        from engine.finetune import check_finetune_count
+        from engine.finetune import check_finetune_count, parent_augment_for
 
         check_finetune_count([t.name for t in train_tracks + valid_tracks])  # before reading any audio
+        if augment is None:
+            augment, note = parent_augment_for(args.init, train_tracks)
+            if note:
+                print(f"note: {note}", file=sys.stderr)
         print(f"fine-tuning {args.init}: {config.updates:,} updates from learning rate {config.learning_rate:g}, "
               f"{tune.describe()}", file=sys.stderr)
     print(f"data: {description}", file=sys.stderr)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,10 @@ import torch
 
 from engine.checkpoint import read_header
 from engine.config import AugmentConfig, FeatureConfig, TrainConfig, config_from_dict, config_to_dict
-from engine.datasets import TrackData, format_names
+from engine.datasets import Track, TrackData, format_names
 from engine.errors import ConfigError, DatasetError
 from engine.fileio import file_sha256
+from engine.stems import stems_of
 
 FINETUNE_UPDATES = 200           # measured (bench/annotation_effort.py); more moved the model further off
 FINETUNE_LR_FACTOR = 0.1          # of the parent's base learning rate
@@ -132,6 +133,21 @@ def parent_augment(path: str | os.PathLike) -> AugmentConfig:
         return config_from_dict(AugmentConfig, recorded)
     except ConfigError:
         return AugmentConfig()
+
+
+def parent_augment_for(path: str | os.PathLike, tracks: Sequence[Track]) -> tuple[AugmentConfig, str | None]:
+    """The parent's augmentation fitted to these training files, and a note when it changed.
+
+    Stem remixing needs stems beside the audio, which a user's own corrected files seldom have: the
+    bundled model was trained with it, and fine-tuning it on plain files would fail. So without any
+    stem file among ``tracks`` the inherited remixing is left out (an explicit ``--augment`` with
+    ``remix`` still fails with the reason)."""
+    augment = parent_augment(path)
+    if augment.remix_probability and not any(stems_of(t.audio_path) is not None for t in tracks):
+        note = (f"the parent was trained with stem remixing (p={augment.remix_probability:g}); none of the "
+                f"training files has stems beside it, so fine-tuning leaves remixing out")
+        return replace(augment, remix_probability=0.0), note
+    return augment, None
 
 
 def parent_record(path: str | os.PathLike) -> dict[str, Any]:

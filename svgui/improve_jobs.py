@@ -31,7 +31,7 @@ from engine.finetune import (
     check_finetune_count,
     check_finetune_data,
     finetune_config,
-    parent_augment,
+    parent_augment_for,
 )
 from engine.predict import predict_linear
 from engine.train import TrainProgress, train
@@ -176,7 +176,9 @@ def run_improve(request: ImproveRequest, *, cache: SpectrogramCache | None = Non
     before = _scores(parent, held)
     yield LogLine(f"{parent.name} on the held-out files: scored")
     config = finetune_config(request.parent_path, updates=request.updates, seed=request.seed)
-    augment = parent_augment(request.parent_path)
+    augment, note = parent_augment_for(request.parent_path, tune_tracks)
+    if note:
+        yield LogLine(f"note: {note}")
     yield LogLine(f"fine-tuning {parent.name}: {config.updates:,} updates from learning rate "
                   f"{config.learning_rate:g}, {request.tune.describe()}, augmentation {augment.describe()}, "
                   f"device {request.device}")

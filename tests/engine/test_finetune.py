@@ -12,7 +12,14 @@ from engine.config import AugmentConfig, FeatureConfig, ModelConfig, TrainConfig
 from engine.datasets import find_tracks, load_tracks
 from engine.errors import ConfigError, DatasetError
 from engine.fileio import file_sha256
-from engine.finetune import FINETUNE_LR_FACTOR, TuneOptions, finetune_config, lineage, parent_augment
+from engine.finetune import (
+    FINETUNE_LR_FACTOR,
+    TuneOptions,
+    finetune_config,
+    lineage,
+    parent_augment,
+    parent_augment_for,
+)
 from engine.normalize import Normalization, compute_normalization
 from engine.predict import predict_linear
 from engine.train import checkpoint_path_for, train
@@ -133,6 +140,27 @@ def test_cli_init_uses_the_short_schedule_and_the_parents_augmentation(parent, s
     assert f"fine-tuned from: parent-net (parent.safetensors, sha256 {file_sha256(parent)})" in info
     assert "lineage: parent-net -> cli-child" in info
     assert "fine-tuning: convolutional layers frozen, voiced/unvoiced excerpts balanced" in info
+
+
+def test_a_parent_trained_with_remixing_fine_tunes_on_files_without_stems(data, songs, tmp_path, capsys):
+    """The bundled model was trained with stem remixing; a user's corrected files have no stems."""
+    model = VoiceModel.create(model_config=SMALL, features=FEATURES, seed=4,
+                              normalization=compute_normalization(d.log_mel for d in data))
+    model.metadata = {"name": "remixed-net", "augment": {"max_pitch": 0.2, "remix_probability": 0.5}}
+    remixed = save_model(tmp_path / "remixed.safetensors", model)
+    tracks = find_tracks(songs / "mine")
+    augment, note = parent_augment_for(remixed, tracks)
+    assert augment == AugmentConfig(max_pitch=0.2) and "none of the training files has stems" in note
+    out = tmp_path / "child.safetensors"
+    code = main(["train", "--init", str(remixed), "--train", str(songs / "mine"), "--out", str(out),
+                 "--updates", "2", "--batch-size", "8", "--device", "cpu", "--precision", "fp32"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "leaves remixing out" in err and read_header(out)["metadata"]["augment"]["remix_probability"] == 0.0
+    stems = tmp_path / "stems"  # with stems beside a mix, the parent's remixing is kept
+    write_song(stems / "song.flac", 4.0, [(1.0, 3.0)], seed=90)
+    write_song(stems / "song (accompaniment).flac", 4.0, [], seed=91)
+    assert parent_augment_for(remixed, find_tracks(stems)) == (AugmentConfig(max_pitch=0.2, remix_probability=0.5), None)
 
 
 def test_cli_init_with_one_file_is_one_clear_error(parent, songs, tmp_path, capsys):

@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from engine.review import ReviewConfig, coverage_s, review_spans, spans_in_time_order
+from engine.review import ReviewConfig, coverage_s, relative_distance, review_spans, spans_in_time_order
 
 FPS = 70.0
 
@@ -32,6 +32,15 @@ def test_unsure_band_around_the_threshold():
     assert span.mean_probability == pytest.approx((3 * 0.6 + 2 * pad * 0.95) / (3 + 2 * pad), abs=0.01)
     # outside the band (0.75 is 0.25 from the threshold) nothing is unsure
     assert review_spans(curve((10, 0.95), (3, 0.75), (7, 0.95)), FPS, 0.5) == []
+
+
+def test_the_band_is_relative_to_the_threshold_side():
+    """A low threshold (the bundled model's is 0.07): quiet no-voice frames at 0.02 are not unsure."""
+    quiet = review_spans(curve((10, 0.95), (10, 0.02), (10, 0.95)), FPS, 0.07)
+    assert quiet and all("unsure" not in s.reasons for s in quiet)  # only the two boundaries
+    near = review_spans(curve((10, 0.005), (3, 0.05), (7, 0.005)), FPS, 0.07)  # 0.05: 29 % of the way to 0
+    assert [s.reason for s in near] == ["unsure"] and near[0].duration_s == pytest.approx(3.2, abs=0.05)
+    assert relative_distance(np.array([0.07, 0.035, 0.0, 0.535, 1.0]), 0.07) == pytest.approx([0, 0.5, 1, 0.5, 1])
 
 
 def test_flicker_is_a_brief_crossing_and_outranks_its_boundaries():

@@ -326,7 +326,8 @@ class EvaluateDialog(QDialog):
             self.gain_plot.hide()
             return
         gains = [f.level_db for f in sweep.levels]
-        legend = self.gain_plot.addLegend(offset=(8, 2), labelTextSize="8pt", brush=pg.mkBrush(255, 255, 255, 220))
+        legend = self.gain_plot.addLegend(offset=(8, 2), labelTextSize="8pt", brush=pg.mkBrush(255, 255, 255, 220),
+                                          labelTextColor=(20, 20, 20))  # dark on the light box
         for attr, colour, width in (("error", "#D55E00", 3), ("recall", "#0072B2", 1.5),
                                     ("specificity", "#009E73", 1.5)):
             values = [100 * v if (v := _defined(getattr(f.counts, attr))) is not None else math.nan

@@ -244,7 +244,8 @@ class ModelComparison(QGroupBox):
     def _draw_gain_curves(self, comparison: GainComparison) -> None:
         plot = self.gain_canvas
         plot.clear()
-        legend = plot.addLegend(offset=(8, 2), labelTextSize="8pt", brush=pg.mkBrush(255, 255, 255, 220))
+        legend = plot.addLegend(offset=(8, 2), labelTextSize="8pt", brush=pg.mkBrush(255, 255, 255, 220),
+                               labelTextColor=(20, 20, 20))  # dark on the light box
         for sweep, name, color in zip(comparison.sweeps, comparison.names, COMPARE_COLORS):
             gains = [f.level_db for f in sweep.levels]
             plot.plot(gains, [100 * f.counts.error for f in sweep.levels], pen=pg.mkPen(color, width=2.5),

@@ -90,7 +90,8 @@ def main() -> int:
                          optimizer=args.optimizer, learning_rate=default_learning_rate(args.optimizer))
     model_config = ModelConfig(architecture=args.architecture, input_norm=args.input_norm, first_conv=args.first_conv)
     for progress in train(train_data=train_data, valid_data=valid_data, out_path=args.out, config=config,
-                          model_config=model_config, augment=AugmentConfig.parse(args.augment), device=args.device, resume_from=args.resume,
+                          model_config=model_config, augment=AugmentConfig.parse(args.augment), device=args.device,
+                          resume_from=args.resume,
                           data_description=description, name=args.name,
                           overwrite=True):  # this script exists to replace the bundled model
         if progress.update % 50 == 0 or progress.validation is not None:

@@ -40,6 +40,7 @@ from engine.evaluate import Counts
 from engine.stems import parse_levels_db
 from svgui.dialogs.messages import show_error
 from svgui.model_jobs import run_evaluation, same_file
+from svgui.widgets.colormaps import light_legend
 from svgui.widgets.tables import files_progress_bar, make_read_only
 from svgui.workers import Worker, WorkerRegistry
 
@@ -326,8 +327,7 @@ class EvaluateDialog(QDialog):
             self.gain_plot.hide()
             return
         gains = [f.level_db for f in sweep.levels]
-        legend = self.gain_plot.addLegend(offset=(8, 2), labelTextSize="8pt", brush=pg.mkBrush(255, 255, 255, 220),
-                                          labelTextColor=(20, 20, 20))  # dark on the light box
+        legend = light_legend(self.gain_plot)
         for attr, colour, width in (("error", "#D55E00", 3), ("recall", "#0072B2", 1.5),
                                     ("specificity", "#009E73", 1.5)):
             values = [100 * v if (v := _defined(getattr(f.counts, attr))) is not None else math.nan

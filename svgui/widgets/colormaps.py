@@ -47,3 +47,9 @@ def add_right_gutter(layout: pg.GraphicsLayout, row: int = 0, col: int = 1) -> p
     spacer.setFixedWidth(RIGHT_GUTTER_PX)
     layout.addItem(spacer, row, col)
     return spacer
+
+
+def light_legend(plot: pg.PlotItem | pg.PlotWidget, *, offset: tuple[int, int] = (8, 2)) -> pg.LegendItem:
+    """A legend on a near-white box with dark text, readable over the dark plots' curves."""
+    return plot.addLegend(offset=offset, labelTextSize="8pt", brush=pg.mkBrush(255, 255, 255, 220),
+                          labelTextColor=(20, 20, 20))

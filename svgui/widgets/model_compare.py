@@ -45,7 +45,7 @@ from svgui.model_jobs import (
     run_gain_comparison,
     same_file,
 )
-from svgui.widgets.colormaps import LEFT_AXIS_WIDTH_PX, TRUTH_COLOR, with_alpha
+from svgui.widgets.colormaps import LEFT_AXIS_WIDTH_PX, TRUTH_COLOR, light_legend, with_alpha
 from svgui.widgets.region_layer import IntervalBand
 from svgui.widgets.time_axis import TimeAxisItem
 from svgui.workers import Worker, WorkerRegistry
@@ -244,8 +244,7 @@ class ModelComparison(QGroupBox):
     def _draw_gain_curves(self, comparison: GainComparison) -> None:
         plot = self.gain_canvas
         plot.clear()
-        legend = plot.addLegend(offset=(8, 2), labelTextSize="8pt", brush=pg.mkBrush(255, 255, 255, 220),
-                               labelTextColor=(20, 20, 20))  # dark on the light box
+        legend = light_legend(plot)
         for sweep, name, color in zip(comparison.sweeps, comparison.names, COMPARE_COLORS):
             gains = [f.level_db for f in sweep.levels]
             plot.plot(gains, [100 * f.counts.error for f in sweep.levels], pen=pg.mkPen(color, width=2.5),

@@ -8,7 +8,7 @@ paper's augmentation plus loudness and stem remixing. The schedule is shortened 
 fewer than 40,000 updates are asked for (learning-rate decay every updates/20 instead of every
 2000), since the full schedule takes hours on a CPU.
 
-    python scripts/train_bundled_model.py                       # the bundled model (6,000 updates)
+    python scripts/train_bundled_model.py --overwrite           # the bundled model (6,000 updates)
     python scripts/train_bundled_model.py --architecture paper --optimizer sgd-nesterov \
         --first-conv plain --augment paper --updates 4000 --name svgui-musdb7 \
         --out svgui-musdb7.safetensors                           # the previous one (paper recipe)
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from engine.cache import SpectrogramCache
-from engine.checkpoint import load_model, save_model
+from engine.checkpoint import check_model_output, load_model, save_model
 from engine.config import (
     ARCHITECTURES,
     FIRST_CONVS,
@@ -36,6 +36,7 @@ from engine.config import (
     TrainConfig,
 )
 from engine.datasets import Track, find_tracks, load_tracks
+from engine.errors import EngineError
 from engine.optim import default_learning_rate
 from engine.predict import predict_linear
 from engine.train import train
@@ -70,7 +71,11 @@ def main() -> int:
     parser.add_argument("--name", default="svgui-musdb7-robust")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--resume", type=Path)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the model file at --out (the bundled one by default); without it an existing "
+                             "file is refused before any training")
     args = parser.parse_args()
+    check_model_output(args.out, overwrite=args.overwrite)  # refused before minutes of reading audio
 
     musdb = find_tracks(args.data / "musdb7-train")
     train_musdb, valid_musdb = split_by_song(musdb, valid_fraction=args.valid_fraction, seed=args.seed)
@@ -93,7 +98,7 @@ def main() -> int:
                           model_config=model_config, augment=AugmentConfig.parse(args.augment), device=args.device,
                           resume_from=args.resume,
                           data_description=description, name=args.name,
-                          overwrite=True):  # this script exists to replace the bundled model
+                          overwrite=args.overwrite):
         if progress.update % 50 == 0 or progress.validation is not None:
             line = f"update {progress.update}/{progress.total_updates} loss {progress.loss:.4f} " \
                    f"lr {progress.learning_rate:.2e} {progress.elapsed_s:.0f}s"
@@ -123,4 +128,7 @@ def main() -> int:
 
 if __name__ == "__main__":
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except EngineError as exc:  # a refused --out, unreadable data: the reason, not a traceback
+        sys.exit(f"error: {exc}")

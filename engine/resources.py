@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -18,14 +19,28 @@ def resource_dir() -> Path | None:
     return None
 
 
+BUNDLED_MODEL_NAME = "svgui-musdb7-robust.safetensors"  # the current bundled model (card: resources/models/README.md)
+
+
 def bundled_model_path() -> Path | None:
-    """The model shipped in ``resources/models/`` (the newest if there are several), or None."""
+    """The model shipped in ``resources/models/``, or None.
+
+    That is :data:`BUNDLED_MODEL_NAME`; where a build ships another single model under another name,
+    the newest by name and then mtime. Checkpoints (``NAME.checkpoint.*``, ``NAME.checkpoint-RUNID.*``)
+    left by a training into this folder are never taken: file times alone are no order after a checkout.
+    """
     root = resource_dir()
     if root is None or not (root / "models").is_dir():
         return None
-    models = sorted((root / "models").glob("*.safetensors"), key=lambda p: p.stat().st_mtime)
-    models = [m for m in models if ".checkpoint." not in m.name]
-    return models[-1] if models else None
+    folder = root / "models"
+    if (folder / BUNDLED_MODEL_NAME).is_file():
+        return folder / BUNDLED_MODEL_NAME
+    models = [m for m in folder.glob("*.safetensors") if not _is_checkpoint_name(m.name)]
+    return max(models, key=lambda p: (p.stat().st_mtime, p.name)) if models else None
+
+
+def _is_checkpoint_name(name: str) -> bool:
+    return re.search(r"\.checkpoint(-[0-9A-Za-z]+)?\.safetensors$", name) is not None
 
 
 def previous_bundled_models() -> list[Path]:

@@ -78,3 +78,24 @@ def test_the_previously_bundled_model_still_loads_and_keeps_its_figures():
     assert (old.model_config.architecture, old.model_config.first_conv) == ("paper", "plain")
     _, counts = _error(old, SONG)
     assert counts.error < 0.15
+
+
+def test_bundled_model_path_takes_the_named_model_never_a_checkpoint(tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    from engine.resources import BUNDLED_MODEL_NAME
+    real = bundled_model_path()
+    models = tmp_path / "models"
+    models.mkdir()
+    monkeypatch.setenv("SVGUI_RESOURCES", str(tmp_path))
+    assert bundled_model_path() is None
+    # a training into this folder leaves checkpoints, newer than the model: never the bundled model
+    shutil.copy(real, models / "other.safetensors")
+    for name in ("other.checkpoint.safetensors", "other.checkpoint-a923740b3d911648.safetensors"):
+        (models / name).write_bytes(b"x")
+        os.utime(models / name, (2e9, 2e9))
+    assert bundled_model_path() == models / "other.safetensors"
+    (models / BUNDLED_MODEL_NAME).write_bytes(b"x")
+    os.utime(models / BUNDLED_MODEL_NAME, (1e9, 1e9))  # older than the rest: the name decides, not the time
+    assert bundled_model_path() == models / BUNDLED_MODEL_NAME

@@ -2,10 +2,11 @@
 
     python bench/robustness.py [--model resources/models/svgui-musdb7-robust.safetensors]
         [--songs-from MODEL] [--data ../shared/data/musdb7-train] [--gains -18,-12,-6,0,6]
-        [--snr -12,-6,0,6] [--json]
+        [--snr -12,-6,0,6] [--vocals-alone -48,-36,-24,-12] [--json]
 
 Links the model's ``validation_songs`` (its metadata) from ``--data`` into a temporary folder and
-runs ``svgui-engine evaluate --gains ... --snr ...`` on it, at the model's threshold (chosen at 0 dB):
+runs ``svgui-engine evaluate --gains ... --snr ... --vocals-alone ...`` on it (an empty value
+leaves that sweep out), at the model's threshold (chosen at 0 dB):
 the baseline table of issue 12 in the README and the model card.
 """
 
@@ -30,6 +31,8 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/musdb7-train")
     parser.add_argument("--gains", default="-18,-12,-6,0,6")
     parser.add_argument("--snr", default="-12,-6,0,6")
+    parser.add_argument("--vocals-alone", default="-48,-36,-24,-12",
+                        help="levels in dBFS of each song's vocals without accompaniment (quiet singing)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     songs_from = args.songs_from or args.model
@@ -41,7 +44,7 @@ def main() -> int:
             if any(path.name.startswith(song + ".") or path.name.startswith(song + " (") for song in songs):
                 os.symlink(path.resolve(), Path(folder) / path.name)
         argv = ["evaluate", "--model", str(args.model), "--data", folder, f"--gains={args.gains}",
-                f"--snr={args.snr}", "--precision", "fp32"] + (["--json"] if args.json else [])
+                f"--snr={args.snr}", f"--vocals-alone={args.vocals_alone}", "--precision", "fp32"] + (["--json"] if args.json else [])
         return engine_main(argv)
 
 

@@ -114,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--snr", metavar="DB,DB,...",
                           help="stem data only: also score with each song's vocals re-mixed at each "
                                "vocal-to-accompaniment ratio (e.g. -12,-6,0,6)")
+    evaluate.add_argument("--vocals-alone", metavar="DBFS,DBFS,...",
+                          help="stem data only: also score each song's vocals without accompaniment, scaled so "
+                               "that its voiced frames are at each level in dBFS (e.g. -36,-24,-12): quiet "
+                               "unaccompanied singing")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     evaluate.add_argument("--device", default="auto")
     _add_precision(evaluate)

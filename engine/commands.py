@@ -23,7 +23,7 @@ from engine.checkpoint import load_model
 from engine.config import AugmentConfig, EvalConfig, ModelConfig, PredictConfig, TrainConfig
 from engine.datasets import load_tracks, resolve_training_data
 from engine.devices import describe_device, pick_device
-from engine.errors import EngineError, OverwriteRefused
+from engine.errors import DatasetError, EngineError, OverwriteRefused
 from engine.evaluate import evaluate, find_best_threshold
 from engine.optim import default_learning_rate
 from engine.predict import predict_linear
@@ -231,6 +231,9 @@ def evaluate_command(args, model_path: Path) -> int:
     # Bad levels end the command before any file is read.
     gains = parse_levels_db(args.gains, what="--gains") if getattr(args, "gains", None) else ()
     ratios = parse_levels_db(args.snr, what="--snr") if getattr(args, "snr", None) else ()
+    alone = parse_levels_db(args.vocals_alone, what="--vocals-alone") if getattr(args, "vocals_alone", None) else ()
+    if any(level > 0 for level in alone):
+        raise DatasetError(f"--vocals-alone: {max(alone):g} dBFS is above full scale (use levels ≤ 0 dBFS)")
     model = load_model(model_path, device=pick_device(args.device))
     eval_config = EvalConfig(median_frames=model.eval_config.median_frames,
                              thresholds=model.eval_config.thresholds, collar_s=args.collar)
@@ -245,9 +248,10 @@ def evaluate_command(args, model_path: Path) -> int:
         return data, probs
 
     tracks, description = evaluation_tracks(args.data)
-    if ratios:
-        from engine.robustness import stem_tracks
-        stem_tracks(tracks)  # every mix has its stems, before any file is predicted
+    from engine.robustness import stem_tracks
+    for option, levels in (("--snr", ratios), ("--vocals-alone", alone)):
+        if levels:
+            stem_tracks(tracks, option)  # every mix has its stems, before any file is predicted
     threshold, threshold_source = model.threshold, "model"
     if args.valid is not None:
         valid_tracks, _ = evaluation_tracks(args.valid, split="valid")
@@ -258,7 +262,7 @@ def evaluate_command(args, model_path: Path) -> int:
     data, probs = probabilities_of(tracks, "test files")
     result = evaluate(probs, [d.targets for d in data], [d.track.name for d in data], threshold=threshold,
                       config=eval_config, frames_per_second=model.features.frames_per_second)
-    sweeps = _level_sweeps(model, data, probs, gains, ratios, threshold=threshold, eval_config=eval_config,
+    sweeps = _level_sweeps(model, data, probs, gains, ratios, alone, threshold=threshold, eval_config=eval_config,
                            pitch_factors=factors, precision=precision)
     if args.json:
         payload = {"model": str(model_path), "data": description, "tta": args.tta, "precision": precision,
@@ -270,14 +274,15 @@ def evaluate_command(args, model_path: Path) -> int:
         print(f"threshold: {threshold:.4g} ({threshold_source})")
         print(result.format_table())
         for key, sweep in sweeps.items():
-            print(f"\n{'input gain' if key == 'gains' else 'vocals re-mixed (stems)'}, threshold as above:")
+            title = {"gains": "input gain", "snr": "vocals re-mixed (stems)", "vocals_alone": "vocals alone (stems)"}
+            print(f"\n{title[key]}, threshold as above:")
             print(sweep.format_table())
     return 0
 
 
-def _level_sweeps(model, data, probs, gains, ratios, **options) -> dict:
-    """{'gains': LevelSweep, 'snr': LevelSweep} for the levels asked, each with a progress bar."""
-    from engine.robustness import stem_tracks, sweep_gains, sweep_ratios
+def _level_sweeps(model, data, probs, gains, ratios, alone, **options) -> dict:
+    """{'gains', 'snr', 'vocals_alone': LevelSweep} for the levels asked, each with a progress bar."""
+    from engine.robustness import stem_tracks, sweep_gains, sweep_ratios, sweep_vocals_alone
 
     def drain_with_bar(sweep, what):
         bar = tqdm(desc=f"predicting at each of the {what}", unit="file", leave=False, file=sys.stderr)
@@ -295,10 +300,14 @@ def _level_sweeps(model, data, probs, gains, ratios, **options) -> dict:
     sweeps = {}
     if gains:
         sweeps["gains"] = drain_with_bar(sweep_gains(model, data, gains, at_zero=probs, **options), "gains")
-    if ratios:
-        keep = {id(t) for t in stem_tracks([d.track for d in data])}
+    if ratios or alone:
+        keep = {id(t) for t in stem_tracks([d.track for d in data], "--snr" if ratios else "--vocals-alone")}
         stem_data = [d for d in data if id(d.track) in keep]
-        sweeps["snr"] = drain_with_bar(sweep_ratios(model, stem_data, ratios, **options), "ratios")
+        if ratios:
+            sweeps["snr"] = drain_with_bar(sweep_ratios(model, stem_data, ratios, **options), "ratios")
+        if alone:
+            sweeps["vocals_alone"] = drain_with_bar(sweep_vocals_alone(model, stem_data, alone, **options),
+                                                    "levels of the vocals alone")
     return sweeps
 
 

@@ -4,7 +4,8 @@
 did. The STFT is linear, so scaling the linear magnitude spectrogram by 10^(g/20) is scaling the
 waveform (checked in the tests); there is no clipping, as in the paper. ``sweep_ratios`` re-mixes
 the vocals of songs with stems at each ratio (``engine.stems.StemAudio.remix``, the stress test of
-Lee, Choi & Nam 2018). One threshold serves every level: the one chosen at 0 dB (the model's, or
+Lee, Choi & Nam 2018). ``sweep_vocals_alone`` plays each song's vocal stem without its
+accompaniment at levels in dBFS: quiet unaccompanied singing (issue 12). One threshold serves every level: the one chosen at 0 dB (the model's, or
 chosen on validation data at their own level), so the figures show what a user with one setting sees.
 """
 
@@ -18,14 +19,14 @@ import numpy as np
 
 from engine.batch_predict import ScoreProgress
 from engine.checkpoint import VoiceModel
-from engine.config import EvalConfig
+from engine.config import EvalConfig, FeatureConfig
 from engine.datasets import Track, TrackData, format_names
 from engine.errors import DatasetError
 from engine.evaluate import Counts, evaluate, format_percent
 from engine.predict import predict_linear, predict_samples
-from engine.stems import is_accompaniment_path, read_stems, stems_of
+from engine.stems import frame_levels_db, is_accompaniment_path, read_stems, stems_of
 
-KINDS = {"gain": "gain_db", "snr": "ratio_db"}  # sweep kind -> the JSON key of its level
+KINDS = {"gain": "gain_db", "snr": "ratio_db", "vocals": "level_dbfs"}  # sweep kind -> the JSON key of its level
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class LevelFigures:
 class LevelSweep:
     """Figures of one model at each level of a sweep, at one threshold."""
 
-    kind: str  # "gain" or "snr"
+    kind: str  # "gain", "snr" or "vocals"
     threshold: float
     levels: tuple[LevelFigures, ...]
     n_files: int
@@ -68,8 +69,9 @@ class LevelSweep:
 
     def format_table(self) -> str:
         """A Markdown table: one column per level, rows error / recall / specificity, then the spread."""
-        what = "gain" if self.kind == "gain" else "vocals vs. accompaniment"
-        head = [f"{f.level_db:+g} dB".replace("+0 ", "0 ").replace("-", "−") for f in self.levels]
+        what = {"gain": "gain", "snr": "vocals vs. accompaniment", "vocals": "vocals alone, level"}[self.kind]
+        unit = "dBFS" if self.kind == "vocals" else "dB"
+        head = [f"{f.level_db:+g} {unit}".replace("+0 ", "0 ").replace("-", "−") for f in self.levels]
         rows = [f"| {what} | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
         for title, attr in (("error", "error"), ("recall", "recall"), ("specificity", "specificity")):
             rows.append(f"| {title} | " + " | ".join(format_percent(getattr(f.counts, attr), 1)
@@ -116,7 +118,7 @@ def sweep_gains(model: VoiceModel, data: Sequence[TrackData], gains_db: Sequence
     return LevelSweep("gain", float(threshold), tuple(levels), len(data))
 
 
-def stem_tracks(tracks: Sequence[Track]) -> list[Track]:
+def stem_tracks(tracks: Sequence[Track], option: str = "--snr") -> list[Track]:
     """The tracks that are mixes with stems; accompaniment files are left out (they have no vocals
     to re-mix); any other file is a DatasetError naming it (its accompaniment is missing)."""
     kept, without = [], []
@@ -125,10 +127,10 @@ def stem_tracks(tracks: Sequence[Track]) -> list[Track]:
             continue
         (kept if stems_of(track.audio_path) is not None else without).append(track)
     if without:
-        raise DatasetError(f"--snr needs stems, and {len(without)} file(s) have none (no 'NAME (accompaniment)' "
+        raise DatasetError(f"{option} needs stems, and {len(without)} file(s) have none (no 'NAME (accompaniment)' "
                            f"file beside them, nor MUSDB18 stems): {format_names([str(t.audio_path) for t in without])}")
     if not kept:
-        raise DatasetError("--snr needs mixes with stems; there are none")
+        raise DatasetError(f"{option} needs mixes with stems; there are none")
     return kept
 
 
@@ -154,3 +156,40 @@ def sweep_ratios(model: VoiceModel, data: Sequence[TrackData], ratios_db: Sequen
     levels = tuple(_score("snr", r, by_ratio[k], targets, names, threshold, eval_config,
                           model.features.frames_per_second) for k, r in enumerate(ratios_db))
     return LevelSweep("snr", float(threshold), levels, len(data))
+
+
+def voiced_level_dbfs(vocals: np.ndarray, targets: np.ndarray, features: FeatureConfig) -> float:
+    """Mean power in dBFS of ``vocals`` over the frames ``targets`` call voice (the whole stem if none)."""
+    levels = frame_levels_db(vocals, features)[:len(targets)]
+    voiced = np.asarray(targets[:len(levels)], dtype=bool)
+    chosen = levels[voiced] if voiced.any() else levels
+    if chosen.size == 0:
+        return -math.inf
+    power = float(np.mean(10 ** (chosen.astype(np.float64) / 10)))
+    return 10 * math.log10(power) if power > 1e-20 else -math.inf
+
+
+def sweep_vocals_alone(model: VoiceModel, data: Sequence[TrackData], levels_dbfs: Sequence[float], *,
+                       threshold: float, eval_config: EvalConfig | None = None,
+                       pitch_factors: Sequence[float] = (1.0,),
+                       precision: str = "fp32") -> Generator[ScoreProgress, None, LevelSweep]:
+    """Each song's vocal stem alone, scaled so that its voiced frames have each level in dBFS; scored
+    against the mix's targets. A stem that is silent where it should sing stays silent (no level to set).
+    """
+    eval_config = eval_config or model.eval_config
+    features = model.features
+    total, done = len(levels_dbfs) * len(data), 0
+    by_level: list[list[np.ndarray]] = [[] for _ in levels_dbfs]
+    for d in data:
+        vocals = read_stems(stems_of(d.track.audio_path), sample_rate=features.sample_rate).vocals
+        level = voiced_level_dbfs(vocals, d.targets, features)
+        for k, level_dbfs in enumerate(levels_dbfs):
+            gain = np.float32(10 ** ((level_dbfs - level) / 20)) if math.isfinite(level) else np.float32(1)
+            probabilities = predict_samples(model, vocals * gain, pitch_factors=pitch_factors, precision=precision)
+            by_level[k].append(probabilities[:len(d.targets)])
+            done += 1
+            yield ScoreProgress(done, total, f"{d.track.name}, vocals alone at {level_dbfs:+g} dBFS")
+    names, targets = [d.track.name for d in data], [d.targets for d in data]
+    levels = tuple(_score("vocals", v, by_level[k], targets, names, threshold, eval_config,
+                          features.frames_per_second) for k, v in enumerate(levels_dbfs))
+    return LevelSweep("vocals", float(threshold), levels, len(data))

@@ -1,4 +1,4 @@
-"""Stem remixing in the training batches, and level sweeps of `svgui-engine evaluate --gains/--snr`."""
+"""Stem remixing in the training batches, and level sweeps of `svgui-engine evaluate --gains/--snr/--vocals-alone`."""
 
 from __future__ import annotations
 
@@ -155,6 +155,61 @@ def test_evaluate_gains_and_snr_json(stem_data, model_file):
     assert code == 0 and "error spread (worst − best)" in out and "| −12 dB | 0 dB | +6 dB |" in out
 
 
+def test_vocals_alone_are_scaled_to_each_level_over_their_voiced_frames(stem_data, monkeypatch):
+    import engine.robustness as robustness
+    from engine.robustness import stem_tracks, sweep_vocals_alone, voiced_level_dbfs
+    from engine.stems import frame_levels_db
+
+    folder, data, model = stem_data
+    mixes = [d for d in data if d.track in stem_tracks([d.track for d in data])]
+    heard = []
+    real_predict = robustness.predict_samples
+    monkeypatch.setattr(robustness, "predict_samples",
+                        lambda m, samples, **kw: heard.append(samples) or real_predict(m, samples, **kw))
+    sweep = sweep_vocals_alone(model, mixes, (-36.0, -24.0), threshold=0.5)
+    while True:
+        try:
+            next(sweep)
+        except StopIteration as stop:
+            result = stop.value
+            break
+    assert [f.level_db for f in result.levels] == [-36.0, -24.0] and result.kind == "vocals"
+    assert result.n_files == 3 and len(heard) == 6
+    features = model.features
+    for i, d in enumerate(mixes):
+        vocals = read_stems(stems_of(d.track.audio_path)).vocals
+        for k, level in enumerate((-36.0, -24.0)):
+            played = heard[2 * i + k]
+            assert voiced_level_dbfs(played, d.targets, features) == pytest.approx(level, abs=1e-3)
+            # the vocals alone, without accompaniment: the stem times one gain
+            gain = played[np.argmax(np.abs(vocals))] / vocals[np.argmax(np.abs(vocals))]
+            np.testing.assert_allclose(played, vocals * gain, rtol=1e-5, atol=1e-8)
+    # the level is the mean power over the voiced frames, not the whole song's
+    d = mixes[0]
+    vocals = read_stems(stems_of(d.track.audio_path)).vocals
+    levels = frame_levels_db(vocals, features)[:len(d.targets)]
+    voiced = d.targets[:len(levels)]
+    assert 0 < voiced.sum() < voiced.size
+    expected = 10 * np.log10(np.mean(10 ** (levels[voiced] / 10)))
+    assert voiced_level_dbfs(vocals, d.targets, features) == pytest.approx(expected)
+    assert voiced_level_dbfs(np.zeros(4096, np.float32), d.targets, features) == -np.inf
+
+
+def test_evaluate_vocals_alone_json_and_table(stem_data, model_file):
+    folder, _, _ = stem_data
+    code, out, err = run_cli(["evaluate", "--model", model_file, "--data", folder, "--vocals-alone=-36,-24",
+                              "--json", "--precision", "fp32"])
+    assert code == 0, err
+    alone = json.loads(out)["vocals_alone"]
+    assert alone["kind"] == "vocals" and alone["n_files"] == 3
+    assert [level["level_dbfs"] for level in alone["levels"]] == [-36.0, -24.0]
+    assert all({"error", "recall", "specificity", "n_frames"} <= set(level) for level in alone["levels"])
+    code, out, err = run_cli(["evaluate", "--model", model_file, "--data", folder, "--vocals-alone=-36"])
+    assert code == 0 and "vocals alone (stems)" in out and "| −36 dBFS |" in out
+    code, _, err = run_cli(["evaluate", "--model", model_file, "--data", folder, "--vocals-alone=-36,6"])
+    assert_one_line_error(code, err, "--vocals-alone", "6 dBFS is above full scale")
+
+
 def test_evaluate_levels_out_of_range_and_snr_without_stems(stem_data, model_file, tmp_path):
     folder, _, _ = stem_data
     code, _, err = run_cli(["evaluate", "--model", model_file, "--data", folder, "--gains=-18,75"])
@@ -167,6 +222,8 @@ def test_evaluate_levels_out_of_range_and_snr_without_stems(stem_data, model_fil
         (lone / f"beta{suffix}").write_bytes((folder / f"beta{suffix}").read_bytes())
     code, _, err = run_cli(["evaluate", "--model", model_file, "--data", lone, "--snr=0"])
     assert_one_line_error(code, err, "--snr needs stems", "beta.wav")
+    code, _, err = run_cli(["evaluate", "--model", model_file, "--data", lone, "--vocals-alone=-30"])
+    assert_one_line_error(code, err, "--vocals-alone needs stems", "beta.wav")
 
 
 def test_the_preview_remixes_through_the_training_code(stem_data):

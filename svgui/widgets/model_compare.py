@@ -53,6 +53,10 @@ from svgui.workers import Worker, WorkerRegistry
 COMPARE_COLORS = ("#D55E00", "#009E73")  # Okabe–Ito vermillion and bluish green
 
 
+READY_TEXT = ("Compare the two models on the file open in the main window, on a labelled folder, or by their "
+              "error against input gain on a labelled folder.")
+
+
 def _percent(value: float | None) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.2f} %"
 
@@ -82,7 +86,7 @@ class ModelComparison(QGroupBox):
         self.compare_gains_button.setToolTip("Error of both models against input gain (−18 … +6 dB) on a labelled "
                                              "folder, each at its own threshold: which one is robust to level")
         self.compare_gains_button.clicked.connect(self._compare_gains_dialog)
-        self.compare_status = QLabel("Pick two models.")
+        self.compare_status = QLabel(READY_TEXT)
         self.compare_status.setWordWrap(True)
         row = QHBoxLayout()
         row.addWidget(QLabel("Compare"))
@@ -106,10 +110,11 @@ class ModelComparison(QGroupBox):
         self.curve_plot.showGrid(y=True, alpha=0.15)
         self.curve_legend = self.curve_plot.addLegend(offset=(8, 4), labelTextSize="8pt", colCount=2,
                                                       brush=pg.mkBrush(255, 255, 255, 220))
+        self.curve_legend.hide()  # an empty legend is a bare white box: shown with the first curves
         self._truth = IntervalBand(TRUTH_COLOR, 0.0, 1.0, alpha=50)
         self._truth.setZValue(-10)
         self.curve_plot.addItem(self._truth, ignoreBounds=True)
-        self.figures = QTableWidget(0, 3)
+        self.figures = QTableWidget(0, 2)
         self.figures.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.figures.verticalHeader().setDefaultSectionSize(22)
         self.figures.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
@@ -133,6 +138,8 @@ class ModelComparison(QGroupBox):
         layout.addLayout(row)
         layout.addWidget(self.compare_status)
         layout.addWidget(results, 1)
+        for combo in (self.compare_a, self.compare_b):
+            combo.currentIndexChanged.connect(self._name_empty_table)
 
     def set_models(self, models: list[tuple[str, Path]], active: Path | None) -> None:
         """The choices: (label, path) of every usable model; the active one first in a new pair."""
@@ -156,6 +163,16 @@ class ModelComparison(QGroupBox):
         self.compare_gains_button.setEnabled(enough)
         if not enough:
             self.compare_status.setText("Comparing needs two models: train one (Model ▸ Train…) or add a file.")
+        elif self._worker is None and self.figures.rowCount() == 0:
+            self.compare_status.setText(READY_TEXT)
+        self._name_empty_table()
+
+    @Slot()
+    def _name_empty_table(self) -> None:
+        """Before any comparison the table's columns are the two models picked (not "1", "2")."""
+        if self.figures.rowCount() == 0:
+            names = [combo.currentText().split(" (")[0] or "—" for combo in (self.compare_a, self.compare_b)]
+            self.figures.setHorizontalHeaderLabels(names)
 
     def compare_paths(self) -> tuple[Path, Path]:
         return Path(self.compare_a.currentData()), Path(self.compare_b.currentData())
@@ -273,6 +290,7 @@ class ModelComparison(QGroupBox):
         for item in list(plot.listDataItems()) + [i for i in plot.items if isinstance(i, pg.InfiniteLine)]:
             plot.removeItem(item)
         self.curve_legend.clear()
+        self.curve_legend.show()
         times = None
         for smoothed, name, threshold, color in zip(curves.smoothed, curves.names, curves.thresholds, COMPARE_COLORS):
             times = np.arange(len(smoothed)) / curves.frames_per_second

@@ -203,6 +203,11 @@ def test_comparing_two_models_on_the_open_file_and_on_a_folder(qtbot, env, model
         window.open_file(labelled / "track1.wav")
     dialog = window.show_models_dialog()
     assert dialog.compare.compare_paths()[0] == mine  # the active model first
+    # before any comparison: what to do, the picked models as columns, no bare legend box
+    assert dialog.compare.compare_status.text().startswith("Compare the two models on the file open")
+    header = dialog.compare.figures.horizontalHeaderItem
+    assert [header(c).text() for c in range(2)] == ["my-net", "bundled-net"]
+    assert not dialog.compare.curve_legend.isVisible()
     dialog.compare.set_compare(mine, mine)
     assert not dialog.compare.compare_on_open_file()  # the widget says why, the dialog shows it
     assert (messages.recorded[-1].kind, messages.recorded[-1].title) == ("error", "Pick two different models")
@@ -211,6 +216,7 @@ def test_comparing_two_models_on_the_open_file_and_on_a_folder(qtbot, env, model
         assert dialog.compare.compare_on_open_file()
     curves = blocker.args[0]
     assert curves.names == ("bundled-net", "my-net")
+    assert dialog.compare.curve_legend.isVisible()
     items = dialog.compare.curve_plot.listDataItems()
     assert len(items) == 2 and len(items[0].getData()[0]) == window.document.n_frames
     table = dialog.compare.figures_table()

@@ -48,32 +48,66 @@ def run_sequentially(plan: Plan, runs: Sequence[RunSpec], fingerprint: Callable[
         yield run, record, model
 
 
+# In a worker process: where its runs send their progress (set by the pool's initializer, since a
+# multiprocessing queue reaches a process only when it starts).
+_PROGRESS_QUEUE = None
+PROGRESS_POLL_S = 0.5  # how often the parent passes the workers' progress on
+
+
+def _init_worker(progress_queue) -> None:
+    global _PROGRESS_QUEUE
+    _PROGRESS_QUEUE = progress_queue
+
+
+def _run_reporting(plan: Plan, run: RunSpec, **options) -> tuple[dict, bytes | None]:
+    """``run_safely`` in a worker, each TrainProgress sent to the parent as (run id, progress)."""
+    queue = _PROGRESS_QUEUE
+    on_progress = (lambda p: queue.put((run.run_id, p))) if queue is not None else None
+    return run_safely(plan, run, on_progress=on_progress, **options)
+
+
 def run_in_processes(plan: Plan, runs: Sequence[RunSpec], fingerprint: Callable[[RunSpec], str], *, workers: int,
                      device: str | None = None, threads: int | None = None,
                      on_start: Callable[[RunSpec], None] | None = None,
+                     on_progress: Callable[[RunSpec, TrainProgress], None] | None = None,
                      work_dir: WorkDir = None) -> Iterator[Outcome]:
-    """``workers`` spawned processes (fork would copy torch's thread pools); a worker that dies is recorded."""
+    """``workers`` spawned processes (fork would copy torch's thread pools); a worker that dies is recorded.
+
+    ``on_progress`` gets every run's progress here in the parent, within PROGRESS_POLL_S.
+    """
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
     threads = threads or default_threads(workers)
     context = multiprocessing.get_context("spawn")
     queue = list(runs)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    by_id = {run.run_id: run for run in runs}
+    # SimpleQueue: put() writes to the pipe at once (no feeder thread), so a run's progress is all
+    # there before its result is.
+    progress_queue = context.SimpleQueue() if on_progress is not None else None
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+                               initargs=(progress_queue,))
     pending = {}
 
     def submit_next() -> None:  # one run per free worker, so "started" is true and Ctrl+C drops the rest
         run = queue.pop(0)
         if on_start is not None:
             on_start(run)
-        future = pool.submit(run_safely, plan, run, fingerprint=fingerprint(run), device=device, threads=threads,
-                             work_dir=work_dir(run) if work_dir else None)
+        future = pool.submit(_run_reporting, plan, run, fingerprint=fingerprint(run), device=device,
+                             threads=threads, work_dir=work_dir(run) if work_dir else None)
         pending[future] = run
+
+    def pass_progress_on() -> None:
+        while progress_queue is not None and not progress_queue.empty():
+            run_id, progress = progress_queue.get()
+            on_progress(by_id[run_id], progress)
 
     try:
         while queue and len(pending) < workers:
             submit_next()
         while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            done, _ = wait(pending, timeout=PROGRESS_POLL_S if progress_queue is not None else None,
+                           return_when=FIRST_COMPLETED)
+            pass_progress_on()
             for future in done:
                 run = pending.pop(future)
                 try:
@@ -92,6 +126,9 @@ def run_in_processes(plan: Plan, runs: Sequence[RunSpec], fingerprint: Callable[
             process.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
         raise
+    finally:
+        if progress_queue is not None:
+            progress_queue.close()
     pool.shutdown(wait=True)
 
 

@@ -94,7 +94,8 @@ def run_study(plan: Plan, out_dir: str | os.PathLike, *, workers: int = 1, ray_a
                                         threads=threads, on_start=on_start)
     elif workers > 1:
         outcomes = executors.run_in_processes(plan, pending, fingerprint, workers=workers, device=device,
-                                              threads=threads, on_start=on_start, work_dir=work_dir)
+                                              threads=threads, on_start=on_start, work_dir=work_dir,
+                                              on_progress=lambda run, p: tell("progress", run, progress=p))
     else:
         outcomes = executors.run_sequentially(plan, pending, fingerprint, device=device, threads=threads,
                                               on_start=on_start, work_dir=work_dir,

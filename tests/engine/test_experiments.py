@@ -294,8 +294,16 @@ def test_figure3_is_deterministic_and_no_gains_write_no_gains_files(songs, seque
 
 def test_two_processes_give_the_same_results_as_one(songs, sequential_study):
     out = songs / "processes"
-    result = run_study(load_plan(songs / "plan.toml"), out, workers=2, threads=1)
+    events = []
+    result = run_study(load_plan(songs / "plan.toml"), out, workers=2, threads=1, on_event=events.append)
     assert sorted(result.finished) == sorted(sequential_study[1].finished)
+    # the workers' training progress reaches the parent, per run, in order
+    updates: dict[str, list[int]] = {}
+    for event in events:
+        if event.kind == "progress":
+            updates.setdefault(event.run.run_id, []).append(event.progress.update)
+    assert set(updates) == set(result.finished)
+    assert all(u == [1, 2, 3, 4, 4] for u in updates.values()), updates  # 4 updates, then the finished one
     expected = run_records(sequential_study[0])
     assert {k: comparable(r) for k, r in run_records(out).items()} == {k: comparable(r) for k, r in expected.items()}
 

@@ -36,6 +36,23 @@ CALIBRATION_VERSION = 1
 _memo: dict[tuple[str, str], "PrecisionChoice"] = {}
 
 
+def ieee_fp32_on_gpus() -> None:
+    """fp32 means IEEE fp32 on CUDA too: cuDNN's default TF32 convolutions (a 10-bit mantissa)
+    would move probabilities by about 1e-3 and break the FCN = excerpt-wise equality that fp32
+    promises. GPU speed comes from bf16/fp16 autocast, which this does not touch."""
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    matmul = getattr(torch.backends.cuda, "matmul", None)
+    if conv is not None and hasattr(conv, "fp32_precision"):  # torch >= 2.9: one API, never both
+        conv.fp32_precision = "ieee"
+        matmul.fp32_precision = "ieee"
+    else:
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+
+
+ieee_fp32_on_gpus()  # every network run imports this module
+
+
 @dataclass(frozen=True)
 class PrecisionChoice:
     """What a requested precision became on one device, and why (shown by the CLI and the app)."""

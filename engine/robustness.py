@@ -5,8 +5,9 @@ did. The STFT is linear, so scaling the linear magnitude spectrogram by 10^(g/20
 waveform (checked in the tests); there is no clipping, as in the paper. ``sweep_ratios`` re-mixes
 the vocals of songs with stems at each ratio (``engine.stems.StemAudio.remix``, the stress test of
 Lee, Choi & Nam 2018). ``sweep_vocals_alone`` plays each song's vocal stem without its
-accompaniment at levels in dBFS: quiet unaccompanied singing (issue 12). One threshold serves every level: the one chosen at 0 dB (the model's, or
-chosen on validation data at their own level), so the figures show what a user with one setting sees.
+accompaniment at levels in dBFS: quiet unaccompanied singing (issue 12). One threshold serves
+every level: the one chosen at 0 dB (the model's, or chosen on validation data at their own
+level), so the figures show what a user with one setting sees.
 """
 
 from __future__ import annotations

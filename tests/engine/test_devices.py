@@ -9,17 +9,13 @@ import pytest
 import torch
 
 from engine.augment import augment_excerpts, draw_augmentations
-from engine.cache import SpectrogramCache
 from engine.checkpoint import VoiceModel, load_model
-from engine.config import AugmentConfig, FeatureConfig, ModelConfig, TrainConfig
-from engine.datasets import find_tracks, load_tracks
-from engine.frontend import training_normalization
+from engine.config import AugmentConfig, ModelConfig, TrainConfig
 from engine.predict import predict_samples
 from engine.train import checkpoint_path_for, train
-from tests.synth import random_voiced, synth_song, write_song
+from tests.engine.test_variants import FEATURES, TINY, _model, make_songs
+from tests.synth import synth_song
 
-FEATURES = FeatureConfig()
-TINY = dict(conv_channels=(4, 4, 6, 4), dense_units=(8, 6), conv5_channels=5)
 CUDA = torch.cuda.is_available()
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not CUDA, reason="torch sees no CUDA GPU"))]
 RECIPES = [dict(), dict(architecture="thesis", first_conv="zero-mean"), dict(input_norm="instance"),
@@ -28,23 +24,11 @@ RECIPES = [dict(), dict(architecture="thesis", first_conv="zero-mean"), dict(inp
 
 @pytest.fixture(scope="module")
 def songs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("device-songs")
-    rng = np.random.default_rng(5)
-    for i in range(2):
-        write_song(root / f"d{i}.flac", 5.0, random_voiced(5.0, rng), seed=60 + i)
-    return load_tracks(find_tracks(root), config=FEATURES, cache=SpectrogramCache())
+    return make_songs(tmp_path_factory.mktemp("device-songs"))
 
 
-def _model(recipe: dict, songs, device: str) -> VoiceModel:
-    config = ModelConfig(**TINY, **recipe)
-    normalization = training_normalization([d.log_mel for d in songs], config, FEATURES)
-    model = VoiceModel.create(model_config=config, normalization=normalization, seed=1)
-    if config.architecture == "thesis":  # batch norms with real statistics
-        torch.manual_seed(0)
-        model.network.train()
-        with torch.no_grad():
-            model.network(2 * torch.randn(16, 1, config.excerpt_frames, FEATURES.n_mels) + 0.5)
-    model.network.eval()
+def _model_on(device: str, recipe: dict, songs) -> VoiceModel:
+    model = _model(recipe, songs)  # tiny, untrained, batch norms with real statistics, eval mode
     model.network.to(device)
     return model
 
@@ -62,19 +46,19 @@ def test_fp32_is_ieee_fp32_on_gpus_too():
 def test_fp32_prediction_is_exact_and_the_same_on_every_device(device, recipe, songs):
     """fp32 is IEEE fp32 on a GPU too (no TF32): FCN = excerpt-wise, and the GPU gives the CPU's numbers."""
     signal = synth_song(5.0, [(1.0, 3.2)], seed=7)
-    model = _model(recipe, songs, device)
+    model = _model_on(device, recipe, songs)
     fcn = predict_samples(model, signal, chunk_frames=50, precision="fp32")
     reference = predict_samples(model, signal, chunk_frames=10 ** 6, excerptwise=True, precision="fp32")
     np.testing.assert_allclose(fcn, reference, rtol=0, atol=1e-5)
     assert fcn.std() > 1e-4
-    on_cpu = predict_samples(_model(recipe, songs, "cpu"), signal, precision="fp32")
+    on_cpu = predict_samples(_model_on("cpu", recipe, songs), signal, precision="fp32")
     np.testing.assert_allclose(fcn, on_cpu, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_augmentation_runs_on_the_device_and_matches_the_cpu(device, songs):
     config = AugmentConfig(max_pitch=0.3, max_stretch=0.3, max_filter_db=10.0, max_loudness_db=10.0)
-    model = _model({}, songs, "cpu")
+    model = _model_on("cpu", {}, songs)
     frames = config.source_frames(model.network.config.excerpt_frames)
     source = torch.from_numpy(np.array(songs[0].linear[:frames])).expand(8, -1, -1).contiguous()
     draw = draw_augmentations(config, 8, generator=torch.Generator().manual_seed(0))

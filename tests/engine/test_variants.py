@@ -40,13 +40,17 @@ def _name(recipe: dict) -> str:
     return "-".join(recipe.values()) or "paper"
 
 
-@pytest.fixture(scope="module")
-def songs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("variant-songs")
+def make_songs(root: Path) -> list:
+    """Two labelled 5 s synthesized songs in ``root``, loaded."""
     rng = np.random.default_rng(3)
     for i in range(2):
         write_song(root / f"v{i}.flac", 5.0, random_voiced(5.0, rng), seed=40 + i)
     return load_tracks(find_tracks(root), config=FEATURES, cache=SpectrogramCache())
+
+
+@pytest.fixture(scope="module")
+def songs(tmp_path_factory):
+    return make_songs(tmp_path_factory.mktemp("variant-songs"))
 
 
 @pytest.fixture(scope="module")

@@ -44,7 +44,8 @@ def main() -> int:
             if any(path.name.startswith(song + ".") or path.name.startswith(song + " (") for song in songs):
                 os.symlink(path.resolve(), Path(folder) / path.name)
         argv = ["evaluate", "--model", str(args.model), "--data", folder, f"--gains={args.gains}",
-                f"--snr={args.snr}", f"--vocals-alone={args.vocals_alone}", "--precision", "fp32"] + (["--json"] if args.json else [])
+                f"--snr={args.snr}", f"--vocals-alone={args.vocals_alone}", "--precision", "fp32"]
+        argv += ["--json"] if args.json else []
         return engine_main(argv)
 
 

@@ -23,7 +23,7 @@ from engine.checkpoint import load_model
 from engine.config import AugmentConfig, EvalConfig, ModelConfig, PredictConfig, TrainConfig
 from engine.datasets import load_tracks, resolve_training_data
 from engine.devices import describe_device, pick_device
-from engine.errors import DatasetError, EngineError, OverwriteRefused
+from engine.errors import EngineError, OverwriteRefused
 from engine.evaluate import evaluate, find_best_threshold
 from engine.optim import default_learning_rate
 from engine.predict import predict_linear
@@ -226,14 +226,13 @@ def predict_command(args, model_path: Path) -> int:
 
 
 def evaluate_command(args, model_path: Path) -> int:
+    from engine.robustness import parse_vocal_levels_dbfs
     from engine.stems import parse_levels_db
 
     # Bad levels end the command before any file is read.
     gains = parse_levels_db(args.gains, what="--gains") if getattr(args, "gains", None) else ()
     ratios = parse_levels_db(args.snr, what="--snr") if getattr(args, "snr", None) else ()
-    alone = parse_levels_db(args.vocals_alone, what="--vocals-alone") if getattr(args, "vocals_alone", None) else ()
-    if any(level > 0 for level in alone):
-        raise DatasetError(f"--vocals-alone: {max(alone):g} dBFS is above full scale (use levels ≤ 0 dBFS)")
+    alone = parse_vocal_levels_dbfs(args.vocals_alone) if getattr(args, "vocals_alone", None) else ()
     model = load_model(model_path, device=pick_device(args.device))
     eval_config = EvalConfig(median_frames=model.eval_config.median_frames,
                              thresholds=model.eval_config.thresholds, collar_s=args.collar)
@@ -248,10 +247,9 @@ def evaluate_command(args, model_path: Path) -> int:
         return data, probs
 
     tracks, description = evaluation_tracks(args.data)
-    from engine.robustness import stem_tracks
-    for option, levels in (("--snr", ratios), ("--vocals-alone", alone)):
-        if levels:
-            stem_tracks(tracks, option)  # every mix has its stems, before any file is predicted
+    if ratios or alone:
+        from engine.robustness import stem_tracks
+        stem_tracks(tracks, "--snr" if ratios else "--vocals-alone")  # every mix has stems, before predicting
     threshold, threshold_source = model.threshold, "model"
     if args.valid is not None:
         valid_tracks, _ = evaluation_tracks(args.valid, split="valid")

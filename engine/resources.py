@@ -25,8 +25,8 @@ BUNDLED_MODEL_NAME = "svgui-musdb7-robust.safetensors"  # the current bundled mo
 def bundled_model_path() -> Path | None:
     """The model shipped in ``resources/models/``, or None.
 
-    That is :data:`BUNDLED_MODEL_NAME`; where a build ships another single model under another name,
-    the newest by name and then mtime. Checkpoints (``NAME.checkpoint.*``, ``NAME.checkpoint-RUNID.*``)
+    That is :data:`BUNDLED_MODEL_NAME`; where a build ships another model under another name, the
+    newest of them (by mtime, then name). Checkpoints (``NAME.checkpoint.*``, ``NAME.checkpoint-RUNID.*``)
     left by a training into this folder are never taken: file times alone are no order after a checkout.
     """
     root = resource_dir()

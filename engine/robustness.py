@@ -25,7 +25,7 @@ from engine.datasets import Track, TrackData, format_names
 from engine.errors import DatasetError
 from engine.evaluate import Counts, evaluate, format_percent
 from engine.predict import predict_linear, predict_samples
-from engine.stems import frame_levels_db, is_accompaniment_path, read_stems, stems_of
+from engine.stems import frame_levels_db, is_accompaniment_path, parse_levels_db, read_stems, stems_of
 
 KINDS = {"gain": "gain_db", "snr": "ratio_db", "vocals": "level_dbfs"}  # sweep kind -> the JSON key of its level
 
@@ -159,6 +159,20 @@ def sweep_ratios(model: VoiceModel, data: Sequence[TrackData], ratios_db: Sequen
     return LevelSweep("snr", float(threshold), levels, len(data))
 
 
+def parse_vocal_levels_dbfs(text: str) -> tuple[float, ...]:
+    """'-48,-36' → levels in dBFS for ``sweep_vocals_alone``: ``parse_levels_db``'s rules, and none above
+    full scale (0 dBFS); errors name the value."""
+    levels = parse_levels_db(text, what="--vocals-alone")
+    _check_at_most_full_scale(levels)
+    return levels
+
+
+def _check_at_most_full_scale(levels_dbfs: Sequence[float]) -> None:
+    above = [level for level in levels_dbfs if level > 0]
+    if above:
+        raise DatasetError(f"--vocals-alone: {max(above):g} dBFS is above full scale (use levels ≤ 0 dBFS)")
+
+
 def voiced_level_dbfs(vocals: np.ndarray, targets: np.ndarray, features: FeatureConfig) -> float:
     """Mean power in dBFS of ``vocals`` over the frames ``targets`` call voice (the whole stem if none)."""
     levels = frame_levels_db(vocals, features)[:len(targets)]
@@ -177,6 +191,7 @@ def sweep_vocals_alone(model: VoiceModel, data: Sequence[TrackData], levels_dbfs
     """Each song's vocal stem alone, scaled so that its voiced frames have each level in dBFS; scored
     against the mix's targets. A stem that is silent where it should sing stays silent (no level to set).
     """
+    _check_at_most_full_scale(levels_dbfs)
     eval_config = eval_config or model.eval_config
     features = model.features
     total, done = len(levels_dbfs) * len(data), 0

@@ -169,9 +169,10 @@ class ModelComparison(QGroupBox):
 
     @Slot()
     def _name_empty_table(self) -> None:
-        """Before any comparison the table's columns are the two models picked (not "1", "2")."""
+        """Before any comparison the table's columns are the two models picked (not "1", "2"); a label is
+        "NAME (SOURCE)", and a name may hold " (" itself."""
         if self.figures.rowCount() == 0:
-            names = [combo.currentText().split(" (")[0] or "—" for combo in (self.compare_a, self.compare_b)]
+            names = [combo.currentText().rsplit(" (", 1)[0] or "—" for combo in (self.compare_a, self.compare_b)]
             self.figures.setHorizontalHeaderLabels(names)
 
     def compare_paths(self) -> tuple[Path, Path]:

@@ -76,7 +76,7 @@ def run_training_benchmark(*, n_updates: int = 10, device: str | None = None, pr
     for _ in range(rounds):
         plain_s.append(_time_updates(model, plain, n_updates))
         augmented_s.append(_time_updates(model, augmented, n_updates))
-        if compared != "fp32":  # emulated bf16 is slow: fewer updates suffice
+        if compared != "fp32":  # a second precision: a third of the updates suffice
             compared_s.append(_time_updates(model, augmented, max(2, n_updates // 3), compared))
     compared_s = compared_s or augmented_s
     batch = TrainConfig.batch_size

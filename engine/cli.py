@@ -212,7 +212,7 @@ def _add_precision(parser: argparse.ArgumentParser, *, default: str | None = "au
 
     parser.add_argument("--precision", default=default, choices=PRECISIONS,
                         help="network arithmetic: auto (bf16 where this CPU/GPU runs it natively and faster, "
-                             "else fp32), fp32, bf16 (emulated and slow on CPUs without AMX/AVX-512 BF16), "
+                             "else fp32), fp32, bf16 (emulated, a little slower than fp32, on CPUs without AMX/AVX-512 BF16), "
                              "fp16 (CUDA only)" + extra)
 
 

@@ -27,7 +27,7 @@ A plan file looks like this (every key but ``data.path`` has a default)::
 
     [[variant]]                # network and training variants (README), alone or with an augmentation
     name = "zero-mean first convolution"
-    first_conv = "zero-mean"   # also: architecture, input_norm, optimizer, learning_rate
+    first_conv = "zero-mean"   # also: architecture, input_norm, optimizer, learning_rate, precision
 
     [grid]                     # one variant per augmentation and strength
     pitch = [0.1, 0.2, 0.3]
@@ -60,7 +60,7 @@ DATA_KEYS = {"kind", "path", "extra_train", "valid_fraction", "test_fraction", "
 # A variant's recipe: ModelConfig fields, then TrainConfig fields (engine.config; README "Network and
 # training variants"); learning_rate defaults to the optimizer's own (0.001 for adam).
 RECIPE_MODEL_KEYS = ("architecture", "input_norm", "first_conv")
-RECIPE_TRAIN_KEYS = ("optimizer", "learning_rate")
+RECIPE_TRAIN_KEYS = ("optimizer", "learning_rate", "precision")
 VARIANT_KEYS = {"name", "key", "augment", "tta", *RECIPE_MODEL_KEYS, *RECIPE_TRAIN_KEYS}
 
 

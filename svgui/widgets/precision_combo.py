@@ -10,7 +10,7 @@ from engine.config import PRECISIONS
 LABELS = {
     "auto": "Automatic (bf16 where native and faster, else fp32)",
     "fp32": "fp32 (exact reference)",
-    "bf16": "bf16 (emulated, slow, without AMX / AVX-512 BF16)",
+    "bf16": "bf16 (emulated, not faster, without AMX / AVX-512 BF16)",
     "fp16": "fp16 (CUDA GPUs only)",
 }
 TOOLTIP = ("Arithmetic of the network. Automatic picks bf16 only where the CPU runs it natively (AMX or "

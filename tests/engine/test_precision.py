@@ -37,6 +37,7 @@ def cpu_with(monkeypatch, tmp_path):
     def set_native(native: bool) -> None:
         features = {**cpu_features(), "native_bf16": native}
         monkeypatch.setattr(precision_module, "cpu_features", lambda: features)
+        monkeypatch.setattr(precision_module, "_cpu_has_native_bf16", lambda: native)
     return set_native
 
 
@@ -193,3 +194,16 @@ def test_a_studys_fingerprint_ignores_auto_and_follows_an_explicit_precision(tmp
                "seed": run.seed, "fold": run.fold, "test_modes": plan.test_modes(run.variant)}
     old = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
     assert plan.fingerprint(run) == old
+
+
+def test_a_study_variant_may_set_the_precision(tmp_path):
+    """plans/bf16-training.toml: the same recipe in fp32 (the baseline) and in bf16."""
+    plan = plan_from_dict({"data": {"path": str(tmp_path / "music")}, "train": {"updates": 10, "precision": "fp32"},
+                           "variant": [{"name": "fp32"}, {"name": "bf16", "precision": "bf16"}]})
+    fp32, bf16 = plan.variants
+    assert fp32.is_baseline and not bf16.is_baseline
+    assert fp32.train_config(plan.train).precision == "fp32" and bf16.train_config(plan.train).precision == "bf16"
+    first_fp32, first_bf16 = (run for run in plan.runs() if run.repetition == 1)
+    assert plan.fingerprint(first_fp32) != plan.fingerprint(first_bf16)
+    with pytest.raises(ConfigError, match="precision"):
+        plan_from_dict({"data": {"path": str(tmp_path)}, "variant": [{"name": "x", "precision": "fp8"}]})

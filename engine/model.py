@@ -126,7 +126,20 @@ class SingingVoiceCNN(nn.Module):
         return self._act(x)
 
     def first_conv(self, x: torch.Tensor) -> torch.Tensor:
-        """conv1; zero-mean: each kernel minus its own mean, so a constant added to x cancels."""
+        """conv1; zero-mean: each kernel minus its own mean, so a constant added to x cancels.
+
+        Under autocast (bf16, fp16) it is computed in fp32 and only its result is rounded: a
+        kernel rounded to bf16 no longer sums to zero, so a gain's offset would leak through, and
+        the input's offset leaves bf16's 8 bits little for the detail. With one input channel it
+        is a small part of the network's work.
+        """
+        device_type = x.device.type
+        if not torch.is_autocast_enabled(device_type):
+            return self._first_conv(x)
+        with torch.autocast(device_type, enabled=False):
+            return self._first_conv(x.float()).to(torch.get_autocast_dtype(device_type))
+
+    def _first_conv(self, x: torch.Tensor) -> torch.Tensor:
         if self.thesis:
             x = self.input_bn(x)
         if self.config.first_conv == "plain":

@@ -207,3 +207,22 @@ def test_a_study_variant_may_set_the_precision(tmp_path):
     assert plan.fingerprint(first_fp32) != plan.fingerprint(first_bf16)
     with pytest.raises(ConfigError, match="precision"):
         plan_from_dict({"data": {"path": str(tmp_path)}, "variant": [{"name": "x", "precision": "fp8"}]})
+
+
+def test_the_first_convolution_stays_fp32_under_autocast_so_zero_mean_still_cancels_an_offset():
+    from engine.model import SingingVoiceCNN
+    torch.manual_seed(0)
+    network = SingingVoiceCNN(dataclasses.replace(SMALL, architecture="thesis", first_conv="zero-mean")).eval()
+    x = torch.randn(2, 1, SMALL.excerpt_frames, 80)
+    offset = 10.0  # what a gain adds to the standardized log-mel input (shared deviation)
+    with torch.no_grad():
+        fp32 = network.first_conv(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16, shifted = network.first_conv(x), network.first_conv(x + offset)
+    assert bf16.dtype == torch.bfloat16  # the rest of the network still gets autocast's dtype
+    assert torch.equal(bf16, fp32.to(torch.bfloat16))  # computed in fp32, only the result rounded
+    # a bf16-rounded kernel would not sum to zero (5x this bound here): the offset cancels but for
+    # the rounding of the result
+    assert (shifted.float() - bf16.float()).abs().max() <= 2.0 ** -8 * bf16.float().abs().max()
+    weight = network.conv1.weight - network.conv1.weight.mean(dim=(1, 2, 3), keepdim=True)
+    assert weight.to(torch.bfloat16).float().sum(dim=(1, 2, 3)).abs().max() > 0

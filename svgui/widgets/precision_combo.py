@@ -6,11 +6,22 @@ import torch
 from PySide6.QtWidgets import QComboBox, QWidget
 
 from engine.config import PRECISIONS
+from engine.precision import cpu_features
+
+
+def _bf16_label() -> str:
+    """Where bf16 would run: natively (a GPU, AMX / AVX-512 BF16) or emulated at about fp32's speed."""
+    if torch.cuda.is_available():
+        return "bf16 (on the GPU, where it supports bf16)"
+    if cpu_features()["native_bf16"]:
+        return "bf16 (native on this CPU)"
+    return "bf16 (emulated here, no faster: no AMX / AVX-512 BF16)"
+
 
 LABELS = {
     "auto": "Automatic (bf16 where native and faster, else fp32)",
     "fp32": "fp32 (exact reference)",
-    "bf16": "bf16 (emulated, not faster, without AMX / AVX-512 BF16)",
+    "bf16": _bf16_label(),
     "fp16": "fp16 (CUDA GPUs only)",
 }
 TOOLTIP = ("Arithmetic of the network. Automatic picks bf16 only where the CPU runs it natively (AMX or "

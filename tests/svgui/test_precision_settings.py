@@ -70,3 +70,11 @@ def test_folder_prediction_uses_and_reports_the_precision(qtbot, env):
     dialog = BatchPredictDialog(model_path=lambda: model_path, workers=WorkerRegistry(), precision="fp32")
     qtbot.addWidget(dialog)
     assert dialog.precision_combo.precision() == "fp32"
+
+
+@pytest.mark.parametrize("native, words", [(False, "emulated"), (True, "native on this CPU")])
+def test_the_bf16_choice_says_whether_this_cpu_runs_it_natively(monkeypatch, native, words):
+    from svgui.widgets import precision_combo
+    monkeypatch.setattr(precision_combo.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(precision_combo, "cpu_features", lambda: {"native_bf16": native})
+    assert words in precision_combo._bf16_label()

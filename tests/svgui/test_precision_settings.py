@@ -2,6 +2,7 @@
 window and the folder prediction window, and used by their predictions and trainings."""
 
 import numpy as np
+import pytest
 from PySide6.QtCore import QSettings
 
 from engine.checkpoint import VoiceModel, save_model

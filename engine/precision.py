@@ -199,7 +199,7 @@ def choose_precision(requested: str, device: torch.device | str, *, workload: st
             return PrecisionChoice("bf16", "bf16", kind, True, "bf16 autocast (native CPU support)")
         return PrecisionChoice("bf16", "bf16", kind, False,
                                f"bf16 emulated: this CPU ({features['torch_capability']}) has no AMX or "
-                               "AVX-512 BF16, so it runs slower than fp32")
+                               "AVX-512 BF16, so it is no faster than fp32")
     if not features["native_bf16"]:
         return PrecisionChoice("auto", "fp32", kind, True,
                                f"fp32 (no native bf16 on this CPU: {features['torch_capability']})")

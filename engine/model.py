@@ -105,28 +105,51 @@ class SingingVoiceCNN(nn.Module):
                 nn.init.zeros_(layer.bias)
 
     def _act(self, x: torch.Tensor) -> torch.Tensor:
-        return F.leaky_relu(x, self.config.leak)
+        # In place where no gradient is kept (prediction): x is always a fresh layer output.
+        return F.leaky_relu(x, self.config.leak, inplace=not torch.is_grad_enabled())
+
+    def _folds_batch_norm(self, x: torch.Tensor) -> bool:
+        """fp32 evaluation of the thesis network folds each batch norm into its layer's weights.
+
+        Not under autocast: the folded bias (about −mean · scale) would be rounded to bf16 before
+        it cancels the layer's mean, which moved the demo song's probabilities by 0.026.
+        """
+        return self.thesis and not self.training and not torch.is_autocast_enabled(x.device.type)
+
+    def _weights(self, name: str, weight: torch.Tensor | None = None, *,
+                 fold: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Weight and bias of layer ``name`` as applied: zero-mean conv1, batch norm folded in."""
+        module = getattr(self, name)
+        weight = module.weight if weight is None else weight
+        if name == "conv1" and self.config.first_conv == "zero-mean":
+            weight = weight - weight.mean(dim=(1, 2, 3), keepdim=True)
+        if fold:
+            return _fold_batch_norm(self.bn[name], weight, module.bias)
+        return weight, module.bias
 
     def layer(self, name: str, x: torch.Tensor) -> torch.Tensor:
         """Convolution ``name`` (conv1..conv5), its batch norm (thesis) and leaky ReLU."""
+        fold = self._folds_batch_norm(x)
         if name == "conv1":
-            x = self.first_conv(x)
+            x = self.first_conv(x, fold=fold)
         else:
-            x = getattr(self, name)(x)
-        if self.thesis:
+            x = F.conv2d(x, *self._weights(name, fold=fold))  # every convolution here is valid, stride 1
+        if self.thesis and not fold:
             x = _batch_norm(self.bn[name], x)
         return self._act(x)
 
     def dense(self, name: str, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         """Hidden dense layer ``name`` on ``[N, features]``; ``weight`` replaces fc1's as a convolution."""
-        fc = getattr(self, name)
-        x = F.conv2d(x, weight, fc.bias) if weight is not None else fc(x)
-        if self.thesis:
+        fold = self._folds_batch_norm(x)
+        w, b = self._weights(name, weight, fold=fold)
+        x = F.conv2d(x, w, b) if weight is not None else F.linear(x, w, b)
+        if self.thesis and not fold:
             x = _batch_norm(self.bn[name], x)
         return self._act(x)
 
-    def first_conv(self, x: torch.Tensor) -> torch.Tensor:
-        """conv1; zero-mean: each kernel minus its own mean, so a constant added to x cancels.
+    def first_conv(self, x: torch.Tensor, *, fold: bool = False) -> torch.Tensor:
+        """conv1 (``fold``: with its batch norm); zero-mean: each kernel minus its own mean, so a
+        constant added to x cancels.
 
         Under autocast (bf16, fp16) it is computed in fp32 and only its result is rounded: a
         kernel rounded to bf16 no longer sums to zero, so a gain's offset would leak through, and
@@ -135,18 +158,14 @@ class SingingVoiceCNN(nn.Module):
         """
         device_type = x.device.type
         if not torch.is_autocast_enabled(device_type):
-            return self._first_conv(x)
+            return self._first_conv(x, fold)
         with torch.autocast(device_type, enabled=False):
-            return self._first_conv(x.float()).to(torch.get_autocast_dtype(device_type))
+            return self._first_conv(x.float(), fold).to(torch.get_autocast_dtype(device_type))
 
-    def _first_conv(self, x: torch.Tensor) -> torch.Tensor:
+    def _first_conv(self, x: torch.Tensor, fold: bool) -> torch.Tensor:
         if self.thesis:
             x = self.input_bn(x)
-        if self.config.first_conv == "plain":
-            return self.conv1(x)
-        weight = self.conv1.weight
-        weight = weight - weight.mean(dim=(1, 2, 3), keepdim=True)
-        return F.conv2d(x, weight, self.conv1.bias)
+        return F.conv2d(x, *self._weights("conv1", fold=fold))
 
     def forward(self, excerpts: torch.Tensor) -> torch.Tensor:
         """Logits ``[batch]`` for excerpts ``[batch, 1, frames, bands]`` (sigmoid gives probability)."""
@@ -166,6 +185,27 @@ class SingingVoiceCNN(nn.Module):
 
 # The thesis network's pooling along frequency after its fifth convolution.
 THESIS_FREQ_POOL = 4
+
+
+def _fold_batch_norm(bn: nn.modules.batchnorm._BatchNorm, weight: torch.Tensor,
+                     bias: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of ``bn(layer(x))`` in evaluation as one layer, saving a pass over each
+    layer's output (with in-place activations, the bundled model predicts 1.2-1.4x faster)."""
+    scale = torch.rsqrt(bn.running_var + bn.eps)
+    if bn.weight is not None:
+        scale = scale * bn.weight
+    shift = -bn.running_mean * scale
+    if bias is not None:
+        shift = shift + bias * scale
+    if bn.bias is not None:
+        shift = shift + bn.bias
+    folded = weight * scale.reshape(-1, *[1] * (weight.dim() - 1))
+    return folded.contiguous(memory_format=_memory_format(weight)), shift
+
+
+def _memory_format(t: torch.Tensor) -> torch.memory_format:
+    return torch.channels_last if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) \
+        and not t.is_contiguous() else torch.contiguous_format
 
 
 def _batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> torch.Tensor:

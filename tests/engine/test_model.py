@@ -80,3 +80,46 @@ def test_dropout_is_active_only_in_training_mode():
         assert torch.equal(net(x), net(x))
         net.train()
         assert not torch.equal(net(x), net(x))
+
+
+def _thesis_with_statistics(first_conv: str, seed: int = 0) -> SingingVoiceCNN:
+    """A thesis network whose batch norms hold statistics and affine parameters far from identity."""
+    net = make(ModelConfig(architecture="thesis", first_conv=first_conv), seed)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for bn in net.bn.values():
+            n = bn.num_features
+            bn.running_mean.copy_(torch.randn(n, generator=g) * 3)
+            bn.running_var.copy_(torch.rand(n, generator=g) * 4 + 0.1)
+            bn.weight.copy_(torch.randn(n, generator=g))
+            bn.bias.copy_(torch.randn(n, generator=g))
+    return net
+
+
+@pytest.mark.parametrize("first_conv", ["plain", "zero-mean"])
+def test_evaluation_folds_the_thesis_batch_norms_into_the_weights_and_keeps_the_logits(first_conv, monkeypatch):
+    import engine.model as model_module
+    net = _thesis_with_statistics(first_conv)
+    excerpts = torch.randn(4, 1, 115, 80) * 3 + 1
+    padded = torch.randn(1, 1, 30 + 114, 80) * 3
+    calls = []
+    original = model_module._batch_norm
+    monkeypatch.setattr(model_module, "_batch_norm", lambda bn, x: calls.append(bn) or original(bn, x))
+    folded, folded_fcn = net(excerpts), fcn_logits(net, padded)
+    assert calls == []  # evaluation: no batch-norm pass at all
+    monkeypatch.setattr(SingingVoiceCNN, "_folds_batch_norm", lambda self, x: False)
+    unfolded, unfolded_fcn = net(excerpts), fcn_logits(net, padded)
+    assert len(calls) == 2 * 7  # conv1..conv5, fc1, fc2 in each of the two calls
+    scale = unfolded.abs().max()
+    assert (folded - unfolded).abs().max() <= 1e-5 * scale
+    assert (folded_fcn - unfolded_fcn).abs().max() <= 1e-5 * unfolded_fcn.abs().max()
+
+
+def test_training_mode_keeps_the_batch_statistics(monkeypatch):
+    import engine.model as model_module
+    net = _thesis_with_statistics("zero-mean").train()
+    calls = []
+    original = model_module._batch_norm
+    monkeypatch.setattr(model_module, "_batch_norm", lambda bn, x: calls.append(bn) or original(bn, x))
+    net(torch.randn(4, 1, 115, 80))
+    assert len(calls) == 7

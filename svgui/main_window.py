@@ -158,6 +158,7 @@ class MainWindow(QMainWindow):
         files.folderOpened.connect(self.file_panel.set_folder)
         predictions.predictionsShown.connect(self.predictionsShown)
         predictions.predictionFailed.connect(self.predictionFailed)
+        predictions.partialPredictions.connect(self.probability.show_partial)
         for controller in (files, predictions):
             controller.busyChanged.connect(self.busyChanged)
             controller.taskText.connect(self.status_task.setText)

@@ -1,7 +1,8 @@
 """Model ▸ the active model, the open file's prediction (TTA, precision) and its progress.
 
-A QObject the main window composes: predictions run in a worker (yields are the fraction done,
-the return value is the result) and land on the Document if the file is still the open one.
+A QObject the main window composes: predictions run in a worker (yields are the progress with
+the frames done so far, the return value is the result) and land on the Document if the file is
+still the open one. A file's first prediction is drawn as it grows (``partialPredictions``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from engine.resources import bundled_model_path
 from svgui import settings as prefs
 from svgui.dialogs.messages import show_error
 from svgui.document import Document
-from svgui.tasks import PredictionDone, predict_audio
+from svgui.tasks import PredictionDone, PredictionProgress, predict_audio
 from svgui.widgets.models_panel import add_user_model
 from svgui.workers import Worker, WorkerRegistry
 
@@ -30,6 +31,8 @@ class PredictionController(QObject):
     busyChanged = Signal(bool)      # False after a failed prediction
     predictionFailed = Signal(str)  # the reason, for a caller with nobody to read a message box
     taskText = Signal(str)          # for the status bar's task label ('' when done)
+    # the probabilities of the frames done so far while the open file has none yet; None: withdrawn
+    partialPredictions = Signal(object)
     message = Signal(str, int)      # a status bar message and how long it shows, in ms
 
     def __init__(self, window: QWidget, document: Document, settings: QSettings, workers: WorkerRegistry):
@@ -94,6 +97,7 @@ class PredictionController(QObject):
         worker = Worker(predict_audio, self.model, self.document.samples,
                         pitch_factors=PredictConfig().pitch_factors(self.tta), precision=prefs.precision(self.settings))
         worker.audio_path = self.document.audio_path
+        worker.threshold = self.model.threshold
         # Bound methods, not lambdas: a lambda connected to a worker's signal runs in the worker's
         # thread (tests/svgui/test_workers.py shows it).
         worker.progress.connect(self._progress)
@@ -101,8 +105,14 @@ class PredictionController(QObject):
         worker.failed.connect(self._failed)
         self._predicting = self.workers.start(worker)
 
-    def _progress(self, done: float) -> None:
-        self.taskText.emit(f"predicting… {100 * done:.0f} %")
+    def _progress(self, step: PredictionProgress) -> None:
+        self.taskText.emit(f"predicting… {100 * step.fraction:.0f} %")
+        # Only a file without predictions: a re-prediction (another model, TTA) keeps the old
+        # curve and regions together until the new ones replace both.
+        worker = self.sender()
+        if worker.audio_path == self.document.audio_path and self.document.probabilities is None:
+            self.document.set_threshold(worker.threshold)  # the line the growing curve is read against
+            self.partialPredictions.emit(step.probabilities)
 
     def _finished(self, result: PredictionDone) -> None:
         self._predicting = None
@@ -116,6 +126,7 @@ class PredictionController(QObject):
     def _failed(self, exc: Exception) -> None:
         self._predicting = None
         self.taskText.emit("")
+        self.partialPredictions.emit(None)
         self.busyChanged.emit(False)
         self.predictionFailed.emit(str(exc))
         show_error(self._window, "Prediction failed", exc)

@@ -74,12 +74,21 @@ class PredictionDone:
     precision: str = "fp32"    # what the network ran in
 
 
+@dataclass(frozen=True)
+class PredictionProgress:
+    """A step of ``predict_audio``: the fraction done and the probabilities of the frames done."""
+    fraction: float
+    probabilities: np.ndarray  # [frames done so far], final values, read-only
+
+
 def predict_audio(model: VoiceModel, samples: np.ndarray, *, pitch_factors=(1.0,),
-                  precision: str = "auto") -> Generator[float, None, PredictionDone]:
-    """Per-frame voice probabilities, chunk by chunk: yields the fraction done, returns the result.
+                  precision: str = "auto") -> Generator[PredictionProgress, None, PredictionDone]:
+    """Per-frame voice probabilities, chunk by chunk: yields the progress, returns the result.
 
     A generator, so that the worker can cancel between chunks (closing the app mid-prediction).
     ``precision`` auto is resolved here, in the worker (a first calibration must not block the GUI).
+    Chunks come in order and are never rewritten, so each step can hand out a view of the frames
+    done so far: the app draws the curve as it grows.
     """
     resolved = choose_precision(precision, model.device).precision
     n_frames, read = samples_reader(model, samples)
@@ -87,5 +96,7 @@ def predict_audio(model: VoiceModel, samples: np.ndarray, *, pitch_factors=(1.0,
     for first, stop, chunk in iter_predictions(model, n_frames, read, pitch_factors=pitch_factors,
                                                precision=resolved):
         out[first:stop] = chunk
-        yield stop / n_frames
+        done = out[:stop]
+        done.flags.writeable = False  # the view only; the worker keeps writing beyond it
+        yield PredictionProgress(stop / n_frames, done)
     return PredictionDone(out, resolved)

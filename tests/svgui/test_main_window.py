@@ -368,3 +368,29 @@ def test_audacity_label_texts_show_in_the_status_bar_and_survive_a_save(qtbot, w
     window.acts["save"].trigger()
     assert labels.read_text() == ("0.500000\t1.500000\tverse 1\n\\\t100.000000\t3000.000000\n"
                                   "2.000000\t3.500000\tchorus\n")
+
+
+def test_a_long_files_first_prediction_is_drawn_as_it_grows_and_a_re_prediction_keeps_the_old_curve(
+        qtbot, window, env):
+    song = write_song(env / "long.wav", 70.0, [(10.0, 30.0)])  # 4,900 frames: three chunks of 2,048
+    seen = []  # (frames handed out, frames on the probability curve then)
+
+    def drawn() -> int:
+        x, _ = window.probability.curve.getData()
+        return 0 if x is None else len(x)
+    window.predictions.partialPredictions.connect(lambda p: seen.append((None if p is None else len(p), drawn())))
+    thresholds = []  # the line the growing curve is drawn against
+    window.predictions.partialPredictions.connect(lambda _: thresholds.append(window.probability.threshold_line.value()))
+    window.document.set_threshold(0.9)  # a user's choice on the last file: the model's applies from the first step
+    open_and_wait(qtbot, window, song)
+    assert thresholds == [0.5] * 3  # the tiny test model's threshold
+    n = window.document.n_frames
+    assert [handed for handed, _ in seen] == [2048, 4096, n]
+    assert all(drawn == handed for handed, drawn in seen)  # the curve followed each step
+    final = window.document.probabilities
+    assert drawn() == n
+    seen.clear()
+    with qtbot.waitSignal(window.predictionsShown, timeout=TIMEOUT_MS):
+        window.predictions.set_tta(True)
+    assert seen == []  # the old curve and regions stay together until the new ones arrive
+    assert not np.array_equal(window.document.probabilities, final)

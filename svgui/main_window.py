@@ -159,6 +159,7 @@ class MainWindow(QMainWindow):
         predictions.predictionsShown.connect(self.predictionsShown)
         predictions.predictionFailed.connect(self.predictionFailed)
         predictions.partialPredictions.connect(self.probability.show_partial)
+        predictions.partialPredictions.connect(self.metrics.show_partial)
         for controller in (files, predictions):
             controller.busyChanged.connect(self.busyChanged)
             controller.taskText.connect(self.status_task.setText)

@@ -112,6 +112,18 @@ class MetricsPanel(QWidget):
     def state_text(self) -> str:
         return self._state_label.text()
 
+    def show_partial(self, probabilities) -> None:
+        """A first prediction still running (``probabilities``: the frames done; None: it ended)."""
+        doc = self.document
+        if probabilities is None or doc.probabilities is not None or not doc.is_open:
+            self.refresh()
+            return
+        self.state = "predicting"
+        done = len(probabilities) / max(doc.n_frames, 1)
+        self._state_label.setText(f"Predicting: {format_percent(done)} of the file done. "
+                                  "Scores follow once the whole file is done.")
+        self._state_label.setVisible(True)
+
     def refresh(self, *_args) -> None:
         doc = self.document
         has_predictions = doc.probabilities is not None

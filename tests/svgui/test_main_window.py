@@ -382,8 +382,12 @@ def test_a_long_files_first_prediction_is_drawn_as_it_grows_and_a_re_prediction_
     thresholds = []  # the line the growing curve is drawn against
     window.predictions.partialPredictions.connect(lambda _: thresholds.append(window.probability.threshold_line.value()))
     window.document.set_threshold(0.9)  # a user's choice on the last file: the model's applies from the first step
+    states = []  # the metrics panel while it runs
+    window.predictions.partialPredictions.connect(lambda _: states.append(window.metrics.state_text()))
     open_and_wait(qtbot, window, song)
     assert thresholds == [0.5] * 3  # the tiny test model's threshold
+    assert states[0].startswith("Predicting: 41.8 % of the file done") and states[-1].startswith("Predicting: 100.0 %")
+    assert window.metrics.state == "scored"
     n = window.document.n_frames
     assert [handed for handed, _ in seen] == [2048, 4096, n]
     assert all(drawn == handed for handed, drawn in seen)  # the curve followed each step

@@ -41,6 +41,24 @@ def smooth_probabilities(probabilities: np.ndarray, *, median_frames: int = Eval
     return out.reshape(p.shape)
 
 
+def extend_smoothed(smoothed: np.ndarray | None, probabilities: np.ndarray, *,
+                    median_frames: int = EvalConfig.median_frames) -> np.ndarray:
+    """``smooth_probabilities(probabilities)``, given ``smoothed``: that of a prefix of them.
+
+    Only the frames whose window reached past the prefix's end are computed again, so a curve
+    that grows chunk by chunk (the app, while a prediction runs) costs its length once, not once
+    per chunk. Without a shorter prefix (None, or as long) it smooths everything.
+    """
+    n = probabilities.shape[-1]
+    if smoothed is None or smoothed.shape[-1] >= n or median_frames == 1:
+        return smooth_probabilities(probabilities, median_frames=median_frames)
+    before, after = median_frames // 2, (median_frames - 1) // 2
+    final = max(0, smoothed.shape[-1] - after)  # frames whose whole window lay in the prefix
+    lo = max(0, final - before)                  # the frames the others' windows start from
+    tail = smooth_probabilities(probabilities[..., lo:], median_frames=median_frames)[..., final - lo:]
+    return np.concatenate([smoothed[..., :final], tail], axis=-1)
+
+
 def _ratio(numerator: int, denominator: int) -> float:
     return numerator / denominator if denominator else math.nan
 

@@ -190,7 +190,7 @@ THESIS_FREQ_POOL = 4
 def _fold_batch_norm(bn: nn.modules.batchnorm._BatchNorm, weight: torch.Tensor,
                      bias: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Weight and bias of ``bn(layer(x))`` in evaluation as one layer, saving a pass over each
-    layer's output (with in-place activations, the bundled model predicts 1.2-1.4x faster)."""
+    layer's output (with in-place activations, the bundled model predicts 1.15-1.4x faster)."""
     scale = torch.rsqrt(bn.running_var + bn.eps)
     if bn.weight is not None:
         scale = scale * bn.weight
@@ -199,13 +199,8 @@ def _fold_batch_norm(bn: nn.modules.batchnorm._BatchNorm, weight: torch.Tensor,
         shift = shift + bias * scale
     if bn.bias is not None:
         shift = shift + bn.bias
-    folded = weight * scale.reshape(-1, *[1] * (weight.dim() - 1))
-    return folded.contiguous(memory_format=_memory_format(weight)), shift
-
-
-def _memory_format(t: torch.Tensor) -> torch.memory_format:
-    return torch.channels_last if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) \
-        and not t.is_contiguous() else torch.contiguous_format
+    # An elementwise product keeps the weight's memory layout (channels-last for oneDNN).
+    return weight * scale.reshape(-1, *[1] * (weight.dim() - 1)), shift
 
 
 def _batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from engine.evaluate import smooth_probabilities
+from engine.evaluate import extend_smoothed
 from svgui.document import Document
 from svgui.widgets.colormaps import (
     LEFT_AXIS_WIDTH_PX,
@@ -113,19 +113,22 @@ class ProbabilityView(QWidget):
 
     def _on_predictions_changed(self) -> None:
         document = self._document
+        self._partial_smoothed = None
         self._show_curves(document.smoothed, document.probabilities)
         self._on_threshold_changed(document.threshold)
 
     def show_partial(self, probabilities: np.ndarray | None) -> None:
         """The curve of a prediction still running, over the frames done; None: the document's again.
 
-        Smoothed as the final curve; only its last 0.4 s (half the median window) can still change.
+        Smoothed as the final curve; only its last 0.4 s (half the median window) can still change,
+        and only that is smoothed again at each step.
         """
         if probabilities is None or len(probabilities) == 0:
             self._on_predictions_changed()
             return
-        smoothed = smooth_probabilities(probabilities, median_frames=self._document.eval_config.median_frames)
-        self._show_curves(smoothed, probabilities)
+        self._partial_smoothed = extend_smoothed(self._partial_smoothed, probabilities,
+                                                 median_frames=self._document.eval_config.median_frames)
+        self._show_curves(self._partial_smoothed, probabilities)
 
     def _show_curves(self, smoothed: np.ndarray | None, raw: np.ndarray | None) -> None:
         for item, values in ((self.curve, smoothed), (self.raw_curve, raw)):

@@ -13,6 +13,7 @@ from engine.evaluate import (
     collar_mask,
     count_errors,
     evaluate,
+    extend_smoothed,
     find_best_threshold,
     predicted_intervals,
     smooth_probabilities,
@@ -33,6 +34,19 @@ def brute_force_median(p: np.ndarray, window: int) -> np.ndarray:
 def test_smoothing_matches_brute_force_upper_median(window):
     p = np.random.default_rng(window).random(300).astype(np.float32)
     np.testing.assert_array_equal(smooth_probabilities(p, median_frames=window), brute_force_median(p, window))
+
+
+@pytest.mark.parametrize("window", [56, 5, 4, 1])
+@pytest.mark.parametrize("steps", [[2048, 4096, 4900], [3, 10, 11, 40, 100, 101, 300], [300]])
+def test_a_growing_curve_smoothed_step_by_step_equals_smoothing_it_whole(window, steps):
+    p = np.random.default_rng(window).random(300 if steps[-1] <= 300 else 4900).astype(np.float32)
+    smoothed = None
+    for stop in steps:
+        smoothed = extend_smoothed(smoothed, p[:stop], median_frames=window)
+        np.testing.assert_array_equal(smoothed, smooth_probabilities(p[:stop], median_frames=window))
+    # a prefix as long or longer (another prediction starting over) is smoothed from scratch
+    np.testing.assert_array_equal(extend_smoothed(smoothed, 1 - p[:stop], median_frames=window),
+                                  smooth_probabilities(1 - p[:stop], median_frames=window))
 
 
 def test_smoothing_edges_and_shapes():

@@ -1,0 +1,75 @@
+"""Does torch.compile speed up a CPU training update? Eager against compiled, same batches.
+
+    python bench/compile_training.py [--architecture paper|thesis] [--rounds 4]
+
+Times one update (forward + backward + SGD step, batch 32, channels-last fp32) in the default
+layout, in channels-last, and in channels-last under ``torch.compile`` (inductor; needs a C++
+compiler), alternating the three over ``--rounds`` rounds and keeping the best of each, so that
+load from other processes hits all alike. Prints the compile time too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+
+import torch
+import torch.nn.functional as F
+from input_pipeline import setup
+
+from engine.bench import machine_description
+from engine.checkpoint import VoiceModel
+from engine.config import ModelConfig
+
+
+def make_step(network, memory_format, compiled: bool):
+    network = copy.deepcopy(network).to(memory_format=memory_format).train()
+    optimizer = torch.optim.SGD(network.parameters(), lr=0.001, momentum=0.95, nesterov=True)
+    forward = torch.compile(network) if compiled else network
+
+    def step(excerpts, targets) -> None:
+        loss = F.binary_cross_entropy_with_logits(forward(excerpts.contiguous(memory_format=memory_format)), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--architecture", default="paper", choices=("paper", "thesis"))
+    parser.add_argument("--rounds", type=int, default=4)
+    args = parser.parse_args()
+    _, model, batches = setup()
+    config = ModelConfig(architecture=args.architecture,
+                         first_conv="zero-mean" if args.architecture == "thesis" else "plain")
+    network = VoiceModel.create(model_config=config, normalization=model.normalization).network
+    generator = torch.Generator().manual_seed(0)
+    plan = [batches.batch(batches.starts[torch.randint(len(batches.starts), (32,), generator=generator)])
+            for _ in range(4)]
+    arms = {"default layout": make_step(network, torch.contiguous_format, False),
+            "channels-last": make_step(network, torch.channels_last, False),
+            "channels-last, compiled": make_step(network, torch.channels_last, True)}
+    start = time.perf_counter()
+    arms["channels-last, compiled"](*plan[0])
+    compile_s = time.perf_counter() - start
+    for step in arms.values():
+        step(*plan[0])
+    best = {name: float("inf") for name in arms}
+    for _ in range(args.rounds):
+        for name, step in arms.items():
+            start = time.perf_counter()
+            for excerpts, targets in plan:
+                step(excerpts, targets)
+            best[name] = min(best[name], 1000 * (time.perf_counter() - start) / len(plan))
+    m = machine_description()
+    print(f"machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads)")
+    print(f"{args.architecture} network, batch 32, fp32; compiling took {compile_s:.1f} s")
+    for name, ms in best.items():
+        print(f"  {name:24s} {ms:6.0f} ms per update ({best['default layout'] / ms:.2f}x the default layout)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -15,25 +15,11 @@ import copy
 import time
 
 import torch
-import torch.nn.functional as F
-from input_pipeline import setup
+from input_pipeline import make_step, setup
 
 from engine.bench import machine_description
 from engine.checkpoint import VoiceModel
 from engine.config import ModelConfig
-
-
-def make_step(network, memory_format, compiled: bool):
-    network = copy.deepcopy(network).to(memory_format=memory_format).train()
-    optimizer = torch.optim.SGD(network.parameters(), lr=0.001, momentum=0.95, nesterov=True)
-    forward = torch.compile(network) if compiled else network
-
-    def step(excerpts, targets) -> None:
-        loss = F.binary_cross_entropy_with_logits(forward(excerpts.contiguous(memory_format=memory_format)), targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return step
 
 
 def main() -> int:
@@ -48,9 +34,9 @@ def main() -> int:
     generator = torch.Generator().manual_seed(0)
     plan = [batches.batch(batches.starts[torch.randint(len(batches.starts), (32,), generator=generator)])
             for _ in range(4)]
-    arms = {"default layout": make_step(network, torch.contiguous_format, False),
-            "channels-last": make_step(network, torch.channels_last, False),
-            "channels-last, compiled": make_step(network, torch.channels_last, True)}
+    arms = {"default layout": make_step(copy.deepcopy(network), torch.contiguous_format),
+            "channels-last": make_step(copy.deepcopy(network), torch.channels_last),
+            "channels-last, compiled": make_step(copy.deepcopy(network), torch.channels_last, compiled=True)}
     start = time.perf_counter()
     arms["channels-last, compiled"](*plan[0])
     compile_s = time.perf_counter() - start

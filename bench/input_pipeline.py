@@ -111,18 +111,25 @@ def profile_remix(stems_dir, repeats: int) -> dict:
     return results
 
 
-def _updates(model, batches, n: int, *, prefetch: bool, memory_format=torch.channels_last) -> float:
-    """ms per update over ``n`` updates, batches built in line or one ahead in a thread."""
-    network = model.network.to(memory_format=memory_format).train()
+def make_step(network, memory_format=torch.channels_last, *, compiled: bool = False):
+    """One fp32 training update (forward + backward + SGD step) of ``network``, in ``memory_format``."""
+    network = network.to(memory_format=memory_format).train()
     optimizer = torch.optim.SGD(network.parameters(), lr=0.001, momentum=0.95, nesterov=True)
-    generator = torch.Generator().manual_seed(0)
-    plan = [batches.starts[torch.randint(len(batches.starts), (32,), generator=generator)] for _ in range(n + 1)]
+    forward = torch.compile(network) if compiled else network
 
     def step(excerpts, targets) -> None:
-        loss = F.binary_cross_entropy_with_logits(network(excerpts.contiguous(memory_format=memory_format)), targets)
+        loss = F.binary_cross_entropy_with_logits(forward(excerpts.contiguous(memory_format=memory_format)), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+    return step
+
+
+def _updates(model, batches, n: int, *, prefetch: bool, memory_format=torch.channels_last) -> float:
+    """ms per update over ``n`` updates, batches built in line or one ahead in a thread."""
+    step = make_step(model.network, memory_format)
+    generator = torch.Generator().manual_seed(0)
+    plan = [batches.starts[torch.randint(len(batches.starts), (32,), generator=generator)] for _ in range(n + 1)]
     step(*batches.batch(plan[0]))  # warm-up
     start = time.perf_counter()
     if prefetch:
